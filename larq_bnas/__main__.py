@@ -1,0 +1,3 @@
+from larq_bnas.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""`larq_bnas list` and `larq_bnas summary`: the zoo and its cost report."""
+
+from __future__ import annotations
+
+import click
+
+from larq_bnas.cli._common import MODEL_HELP, echo_json, load_cli_model, model_kwargs, model_options
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}"
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def list_models(as_json: bool) -> None:
+    """List every zoo model with the paper's accuracy and our OPs and size.
+
+    "paper OPs" is the paper's own figure (BNAS: its FLOPs column, counted its way);
+    "our OPs" is BOPs/64 + FLOPs by the MeliusNet convention, and "ours (paper way)"
+    counts BNAS's residual projections as binary, as the BNAS paper does.
+    """
+    from larq_bnas.zoo.figures import load_figures
+    from larq_bnas.zoo.registry import list_specs
+
+    figures = load_figures()
+    rows = []
+    for spec in list_specs():
+        ours = figures.get(spec.name, {})
+        rows.append({
+            "name": spec.name,
+            "constructor": spec.constructor,
+            "dataset": spec.dataset,
+            "input_shape": list(spec.input_shape),
+            "paper_top1": spec.paper.get("top1"),
+            "paper_top5": spec.paper.get("top5"),
+            "paper_ops": spec.paper.get("ops"),
+            "paper_size_mib": spec.paper.get("size_mib"),
+            **{f"our_{k}": v for k, v in ours.items()},
+        })
+    if as_json:
+        echo_json(rows)
+        return
+    header = (f"{'model':<16} {'constructor':<15} {'dataset':<13} {'top-1':>6} "
+              f"{'paper OPs':>10} {'our OPs':>9} {'ours (paper way)':>16} {'size MiB':>9} "
+              f"{'params':>12}")
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in rows:
+        click.echo(
+            f"{r['name']:<16} {r['constructor']:<15} {r['dataset']:<13} "
+            f"{_fmt(r['paper_top1']):>6} {_fmt(r['paper_ops'], 1e8):>8}e8 "
+            f"{_fmt(r.get('our_ops'), 1e8):>7}e8 "
+            f"{_fmt(r.get('our_ops_paper'), 1e8) + 'e8' if r.get('our_ops_paper') else '':>16} "
+            f"{_fmt(r.get('our_size_mib')):>9} {r.get('our_trainable_params', 0):>12,}"
+        )
+    click.echo("\nAccuracies are the papers' (ImageNet top-1 or CIFAR-10); no weights are "
+               "published yet. `larq_bnas summary MODEL` gives the full cost report.")
+
+
+@click.command()
+@click.argument("model")
+@model_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (name, trainable_params, binary_params, "
+                   "float_params, size_mib, bops, flops, ops, ...).")
+@click.option("--per-layer/--totals", default=False,
+              help="Show every layer's costs (default: totals only).")
+@click.option("--count-dense", is_flag=True, help="Add dense layers' MACs to the FLOPs.")
+def summary(model: str, set_: tuple[str, ...], cells: int | None, channels: int | None,
+            input_size: int | None, num_classes: int | None, as_json: bool, per_layer: bool,
+            count_dense: bool) -> None:
+    """Cost report of MODEL: parameters, size, BOPs, FLOPs and OPs.
+
+    \b
+    Examples:
+      larq_bnas summary bnas-a
+      larq_bnas summary meliusnet22 --set stem=plain --json
+      larq_bnas summary search_out/genotype_gamma1.json --cells 8 --channels 16
+    """
+    from larq_bnas.costs import model_costs
+    from larq_bnas.zoo.registry import get_spec, normalize_name, _load_families, _REGISTRY
+
+    kwargs = model_kwargs(set_, cells, channels, input_size, num_classes)
+    keras_model = load_cli_model(model, **kwargs)
+    _load_families()
+    spec = _REGISTRY.get(normalize_name(model))
+    if spec is None and model.endswith(".json"):
+        spec = get_spec("bnas")
+    report = model_costs(keras_model, count_dense=count_dense, name=spec.name if spec else model)
+    if spec is not None and spec.cost_extras is not None:
+        report.extras.update(spec.cost_extras(report))
+    if as_json:
+        echo_json(report.to_dict(per_layer=per_layer))
+    else:
+        click.echo(report.table(per_layer=per_layer))

@@ -1,0 +1,55 @@
+"""The zoo: searched and hand-designed binary networks, one constructor per model.
+
+Every constructor has the same keyword-only signature (larq-zoo's)::
+
+    model = larq_bnas.zoo.BNASA(input_shape=None, input_tensor=None, weights=None,
+                                include_top=True, num_classes=10, **options)
+
+``build(name, **kwargs)`` does the same by name (``"bnas-a"``, ``"meliusnet22"``, or
+``"bnas"`` with ``genotype=``/``cells=``/``channels=`` for any budget); ``list_specs()``
+and ``get_spec(name)`` give each model's config and the paper's figures.
+"""
+
+from larq_bnas.zoo.bnas import (
+    BNAS,
+    BNASA,
+    BNASB,
+    BNASC,
+    BNASD,
+    BNASE,
+    BNASF,
+    BNASG,
+    BNASMini,
+)
+from larq_bnas.zoo.registry import (
+    ModelSpec,
+    PretrainedWeights,
+    UnknownModelError,
+    build,
+    get_spec,
+    list_specs,
+    model_cost_report,
+    model_names,
+    register,
+)
+
+__all__ = [
+    "BNAS",
+    "BNASA",
+    "BNASB",
+    "BNASC",
+    "BNASD",
+    "BNASE",
+    "BNASF",
+    "BNASG",
+    "BNASMini",
+    "ModelSpec",
+    "PretrainedWeights",
+    "UnknownModelError",
+    "build",
+    "get_spec",
+    "list_specs",
+    "model_cost_report",
+    "model_names",
+    "register",
+]
