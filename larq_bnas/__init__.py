@@ -17,6 +17,34 @@ if _os.environ["TF_USE_LEGACY_KERAS"] not in ("1", "true", "True"):
         f"TF_USE_LEGACY_KERAS is set to {_os.environ['TF_USE_LEGACY_KERAS']!r}. "
         "Unset it or set it to 1."
     )
+
+
+def _route_imported_tensorflow_to_legacy_keras() -> None:
+    """TensorFlow fixes where ``import tensorflow.keras...`` points when it is imported.
+    If the user imported it before this package, re-point it at tf-keras (larq imports
+    ``tensorflow.keras.optimizers.legacy``), provided tf.keras is not in use yet."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None or getattr(tf, "_tf_uses_legacy_keras", True):
+        return
+    if any(name.startswith("tensorflow.keras") for name in sys.modules):
+        raise ImportError(
+            "tf.keras was already loaded as Keras 3, which larq and Larq Compute Engine "
+            "cannot use. Import larq_bnas before using tf.keras, or set "
+            "TF_USE_LEGACY_KERAS=1 in the environment."
+        )
+    import importlib.util
+
+    spec = importlib.util.find_spec("tf_keras.api._v2.keras")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError("larq_bnas needs tf-keras: pip install 'tf-keras>=2.16,<2.17'")
+    parent = _os.path.dirname(list(spec.submodule_search_locations)[0])
+    tf.__path__.insert(0, parent)
+    tf._tf_uses_legacy_keras = True
+
+
+_route_imported_tensorflow_to_legacy_keras()
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from larq_bnas.cli._common import MODEL_HELP, echo_json, load_cli_model, model_kwargs, model_options
+from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model_options
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -72,6 +72,10 @@ def summary(model: str, set_: tuple[str, ...], cells: int | None, channels: int 
             count_dense: bool) -> None:
     """Cost report of MODEL: parameters, size, BOPs, FLOPs and OPs.
 
+    MODEL is a zoo name (see `larq_bnas list`), a genotype JSON file (with --cells/
+    --channels), a saved Keras model (.h5 or SavedModel dir), or lqz:NAME for a
+    larq-zoo model.
+
     \b
     Examples:
       larq_bnas summary bnas-a
@@ -79,12 +83,11 @@ def summary(model: str, set_: tuple[str, ...], cells: int | None, channels: int 
       larq_bnas summary search_out/genotype_gamma1.json --cells 8 --channels 16
     """
     from larq_bnas.costs import model_costs
-    from larq_bnas.zoo.registry import get_spec, normalize_name, _load_families, _REGISTRY
+    from larq_bnas.zoo.registry import find_spec, get_spec
 
     kwargs = model_kwargs(set_, cells, channels, input_size, num_classes)
     keras_model = load_cli_model(model, **kwargs)
-    _load_families()
-    spec = _REGISTRY.get(normalize_name(model))
+    spec = find_spec(model)
     if spec is None and model.endswith(".json"):
         spec = get_spec("bnas")
     report = model_costs(keras_model, count_dense=count_dense, name=spec.name if spec else model)

@@ -125,6 +125,12 @@ def model_names(include_custom: bool = False) -> list[str]:
     return [spec.name for spec in list_specs(include_custom)]
 
 
+def find_spec(name: str) -> ModelSpec | None:
+    """The spec registered as ``name``, or None."""
+    _load_families()
+    return _REGISTRY.get(normalize_name(name))
+
+
 def get_spec(name: str) -> ModelSpec:
     """The spec registered as ``name``; ``UnknownModelError`` lists the valid names."""
     _load_families()
@@ -263,6 +269,7 @@ __all__ = [
     "UnknownModelError",
     "build",
     "configure",
+    "find_spec",
     "get_spec",
     "list_specs",
     "make_constructor",
