@@ -131,17 +131,23 @@ class BinaryConv(tf.keras.layers.Layer):
         self.bn = tf.keras.layers.BatchNormalization(
             momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name="bn"
         )
+        # A stride-2, dilation-2 convolution reads only even rows and columns, so it equals
+        # a plain convolution on the input subsampled by 2 (Keras has no strided dilated
+        # conv). Subsampling first also keeps the work and the cost count exact.
+        self.subsample = self.strides > 1 and self.dilation_rate > 1
         self.conv = quant_conv(
             self.filters,
             self.kernel_size,
-            strides=self.strides,
-            dilation_rate=self.dilation_rate,
+            strides=1 if self.subsample else self.strides,
+            dilation_rate=1 if self.subsample else self.dilation_rate,
             pad_values=self.pad_values,
             name="conv",
         )
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.subsample:
+            inputs = inputs[:, :: self.strides, :: self.strides, :]
         x = self.bn(inputs, training=training)
         x = self.conv(x)
         return tf.nn.relu(x)

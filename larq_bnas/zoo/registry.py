@@ -125,6 +125,16 @@ def model_names(include_custom: bool = False) -> list[str]:
     return [spec.name for spec in list_specs(include_custom)]
 
 
+def add_weights(name: str, weights_name: str, entry: PretrainedWeights) -> ModelSpec:
+    """Publish ``entry`` as ``weights=weights_name`` of model ``name``; return the new spec."""
+    spec = get_spec(name)
+    updated = dataclasses.replace(spec, weights={**spec.weights, weights_name: entry})
+    for key, value in list(_REGISTRY.items()):
+        if value is spec:
+            _REGISTRY[key] = updated
+    return updated
+
+
 def find_spec(name: str) -> ModelSpec | None:
     """The spec registered as ``name``, or None."""
     _load_families()
@@ -263,6 +273,7 @@ def option_names(name: str) -> list[str]:
 
 
 __all__ = [
+    "add_weights",
     "ConfigError",
     "ModelSpec",
     "PretrainedWeights",

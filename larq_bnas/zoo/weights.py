@@ -49,6 +49,7 @@ def resolve_weights(
             f"num_classes={entry.num_classes} or include_top=False"
         )
     fname = Path(entry.url.split("?")[0]).name
+    os.makedirs(cache_dir(), exist_ok=True)  # get_file falls back to /tmp otherwise
     return tf.keras.utils.get_file(
         fname=fname,
         origin=entry.url,

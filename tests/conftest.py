@@ -1,0 +1,16 @@
+"""Shared test settings: legacy Keras, quiet TensorFlow, deterministic seeds."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import larq_bnas  # noqa: E402,F401  (before TensorFlow)
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    tf.keras.utils.set_random_seed(0)
+    tf.keras.backend.clear_session()

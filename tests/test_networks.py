@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from larq_bnas.cells import Cell, DropPathSchedule, set_drop_path_rate
+from larq_bnas.genotypes import BNAS_CIFAR, BNAS_IMAGENET
+from larq_bnas.networks import BNASConfig, bnas_network
+
+
+def _params(model):
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize(
+    "config, reference",
+    [
+        (BNASConfig(cells=20, channels=36), 5_578_252),  # BNAS-A
+        (BNASConfig(cells=12, channels=64, genotype="bnas_imagenet", stem="imagenet"), 28_407_560),
+        (BNASConfig(cells=12, channels=68, genotype="bnas_imagenet", stem="imagenet"), 31_997_890),
+    ],
+    ids=["bnas-a", "bnas-d", "bnas-e"],
+)
+def test_parameter_counts_match_the_reference(config, reference):
+    model = bnas_network(config, num_classes=10 if config.stem == "cifar" else 1000)
+    assert abs(_params(model) - reference) / reference < 0.005
+
+
+@pytest.mark.slow
+def test_bnas_g_parameter_count_matches_the_reference():
+    config = BNASConfig(cells=16, channels=128, genotype="bnas_imagenet", stem="imagenet")
+    model = bnas_network(config, num_classes=1000)
+    assert abs(_params(model) - 160_016_936) / 160_016_936 < 0.005
+
+
+def _cells(model):
+    return [layer for layer in model.layers if isinstance(layer, Cell)]
+
+
+def test_reductions_and_skip_connections_are_placed_as_in_the_paper():
+    model = bnas_network(BNASConfig(cells=9, channels=8), input_shape=(16, 16, 3))
+    cells = _cells(model)
+    assert [c.reduction for c in cells] == [i in (3, 6) for i in range(9)]
+    assert [c.skip for c in cells] == ["none"] + [
+        "projection" if i in (3, 6) else "identity" for i in range(1, 9)
+    ]
+    assert [c.reduction_prev for c in cells] == [i in (4, 7) for i in range(9)]
+    # channels double at each reduction; spatial size halves
+    assert [c.output.shape[1:] for c in (cells[0], cells[3], cells[6])] == [
+        (16, 16, 32), (8, 8, 64), (4, 4, 128)
+    ]
+
+
+def test_no_skip_ablation_removes_every_skip():
+    model = bnas_network(BNASConfig(cells=4, channels=8, inter_cell_skip=False),
+                         input_shape=(16, 16, 3))
+    assert {c.skip for c in _cells(model)} == {"none"}
+    assert not any("skip_conv" in w.name for w in model.weights)
+
+
+def test_imagenet_stem_runs_cells_at_one_eighth():
+    model = bnas_network(
+        BNASConfig(cells=3, channels=8, genotype=BNAS_IMAGENET, stem="imagenet"),
+        input_shape=(64, 64, 3), num_classes=7,
+    )
+    cells = _cells(model)
+    assert cells[0].reduction_prev  # s0 comes from stem0 at twice the resolution
+    assert cells[0].output.shape[1:3] == (8, 8)
+    assert model.output_shape == (None, 7)
+
+
+def test_layer_set_restriction_rejects_a_genotype_using_other_ops():
+    with pytest.raises(ValueError, match="bin_dil_conv_3x3"):
+        bnas_network(
+            BNASConfig(cells=3, channels=8, layer_set=("none", "max_pool_3x3", "bin_conv_3x3")),
+            input_shape=(16, 16, 3),
+        )
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="cells must be at least 3"):
+        BNASConfig(cells=2)
+    with pytest.raises(ValueError, match="even"):
+        BNASConfig(channels=5, stem="imagenet")
+    with pytest.raises(ValueError, match="Unknown operation 'conv9'"):
+        BNASConfig(layer_set=("conv9",))
+
+
+def test_drop_path_is_training_only_and_scheduled():
+    model = bnas_network(BNASConfig(cells=3, channels=4), input_shape=(8, 8, 3))
+    x = tf.random.normal((16, 8, 8, 3))
+    assert set_drop_path_rate(model, 0.5) == 3
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    # with drop path, two training passes differ (random masks); BN uses batch stats both times
+    a, b = model(x, training=True), model(x, training=True)
+    assert not np.allclose(a, b)
+    schedule = DropPathSchedule(max_rate=0.2, epochs=10)
+    schedule.set_model(model)
+    schedule.on_epoch_begin(5)
+    assert _cells(model)[1].drop_path_rate.numpy() == pytest.approx(0.1)
+
+
+def test_cell_config_round_trip():
+    cell = Cell(BNAS_CIFAR, 8, reduction=True, skip="projection", pad_values=0.0)
+    clone = Cell.from_config(cell.get_config())
+    assert clone.genotype == BNAS_CIFAR and clone.reduction and clone.pad_values == 0.0
+    with pytest.raises(ValueError, match="skip must be one of"):
+        Cell(BNAS_CIFAR, 8, skip="dense")
