@@ -5,9 +5,10 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import larq_bnas  # noqa: E402,F401  (before TensorFlow)
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+import larq_bnas  # noqa: E402,F401  (before TensorFlow)
 
 
 @pytest.fixture(autouse=True)
