@@ -24,7 +24,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix,
+    # Keep every suffix (".weights.h5" selects a different Keras format than ".h5").
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes),
                                dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -72,7 +72,7 @@ class WeightFlipCounter(tf.keras.callbacks.Callback):
                         tf.constant(-1, tf.int8))
 
     def _update_all(self) -> None:
-        for (_, kernel), sign, count in zip(self._kernels, self._signs, self._counts):
+        for (_, kernel), sign, count in zip(self._kernels, self._signs, self._counts, strict=True):
             new = self._sign(kernel)
             count.assign_add(tf.cast(tf.not_equal(new, sign), tf.int32))
             sign.assign(new)
@@ -83,7 +83,7 @@ class WeightFlipCounter(tf.keras.callbacks.Callback):
 
     def counts(self) -> dict[str, np.ndarray]:
         """The current epoch's per-weight flip counts, by layer path."""
-        return {name: c.numpy() for (name, _), c in zip(self._kernels, self._counts)}
+        return {name: c.numpy() for (name, _), c in zip(self._kernels, self._counts, strict=True)}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self._kernels:

@@ -4,8 +4,8 @@
 classes and the split sizes. Names:
 
 - ``"digits"`` — the embedded default: scikit-learn's 1,797 real 8x8 handwritten digits,
-  shipped with scikit-learn, so everything runs offline. A fixed split gives 1,437
-  training and 360 test images, resized to the model's input size, repeated to 3 channels.
+  shipped with scikit-learn, so everything runs offline. A fixed split gives 1,438
+  training and 359 test images, resized to the model's input size, repeated to 3 channels.
 - ``"cifar10"``, ``"imagenet2012"`` or any other tensorflow-datasets image classification
   set by name, read from ``data_dir`` (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``)
   where it must already be prepared; see ``DatasetNotFoundError`` for how.
@@ -57,7 +57,7 @@ class DatasetInfo:
 # --- the embedded digits ------------------------------------------------------------
 def digits_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """The embedded digits as float arrays ``(N, 8, 8, 1)`` in [0, 1] and int32 labels,
-    for the fixed split ``"train"`` (1,437) or ``"test"`` (360)."""
+    for the fixed split ``"train"`` (1,438) or ``"test"`` (359)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -72,7 +72,7 @@ def digits_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 
 
 DIGITS_INFO = DatasetInfo(
-    name="digits", num_classes=10, image_shape=(8, 8, 1), splits={"train": 1437, "test": 360},
+    name="digits", num_classes=10, image_shape=(8, 8, 1), splits={"train": 1438, "test": 359},
     mean=(0.3,), std=(0.4,),
 )
 
@@ -190,6 +190,7 @@ def _folder_dataset(root: Path, split: str) -> tf.data.Dataset:
 
     def read(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
         return tf.cast(image, tf.float32) / 255.0, label
 
     ds = tf.data.Dataset.from_tensor_slices((files, np.asarray(labels, np.int32)))
@@ -198,7 +199,7 @@ def _folder_dataset(root: Path, split: str) -> tf.data.Dataset:
 
 # --- augmentation -------------------------------------------------------------------
 def _normalize(image: tf.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> tf.Tensor:
-    channels = image.shape[-1]
+    channels = image.shape[-1] or len(mean)
     m = tf.constant((mean * channels)[:channels], tf.float32)
     s = tf.constant((std * channels)[:channels], tf.float32)
     return (image - m) / s
@@ -218,6 +219,7 @@ def _imagenet_train(image: tf.Tensor, size: int) -> tf.Tensor:
         aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10, use_image_if_no_bounding_boxes=True,
     )
     image = tf.slice(image, begin, extent)
+    image.set_shape([None, None, 3])
     image = tf.image.resize(image, (size, size))
     image = tf.image.random_flip_left_right(image)
     image = tf.image.random_brightness(image, 0.4)

@@ -1,0 +1,96 @@
+"""`larq_bnas train` and `larq_bnas evaluate`."""
+
+from __future__ import annotations
+
+import click
+
+from larq_bnas.cli._common import echo_json, model_kwargs, model_options
+
+
+@click.command()
+@click.argument("model")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.")
+@click.option("--recipe", default=None,
+              help="Training recipe (default: digits for the embedded set, else bnas-cifar).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs (default: 12 on digits, else the recipe's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
+              help="Output directory (checkpoints, weights, history, curves, results).")
+@click.option("--resume", is_flag=True, help="Continue the run found in --output.")
+@click.option("--weights", type=click.Path(), default=None, help="Initial weights file.")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Where tfds datasets are prepared (default $TFDS_DATA_DIR).")
+@click.option("--strategy", type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
+              default="auto", show_default=True,
+              help="tf.distribute strategy; multiworker reads TF_CONFIG.")
+@click.option("--flip-stats", is_flag=True,
+              help="Log binary-weight sign-flip percentiles per epoch (flips.json/.csv).")
+@click.option("--xla/--no-xla", default=False, show_default=True, help="Compile steps with XLA.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@model_options
+def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
+          batch_size: int | None, output: str, resume: bool, weights: str | None,
+          data_dir: str | None, strategy: str, flip_stats: bool, xla: bool, seed: int,
+          set_: tuple[str, ...], cells: int | None, channels: int | None,
+          input_size: int | None, num_classes: int | None) -> None:
+    """Train MODEL on a dataset with one of the papers' recipes.
+
+    MODEL is a zoo name, a genotype JSON file (with --cells/--channels), a saved Keras
+    model, or lqz:NAME. Writes checkpoints each epoch, best/final weights, history.json,
+    train.log, curves.png and results.json into --output; --resume continues there.
+
+    \b
+    Examples:
+      larq_bnas train bnas-mini --output runs/mini
+      larq_bnas train search/genotype_gamma1.json --cells 8 --channels 16 -o runs/searched
+      larq_bnas train bnas-a --dataset cifar10 --recipe bnas-cifar --epochs 600 -o runs/a
+    """
+    from larq_bnas.training import train as train_job
+
+    options = model_kwargs(set_, cells, channels)
+    if num_classes is not None:
+        raise click.BadParameter("the dataset sets the number of classes",
+                                 param_hint="--num-classes")
+    results = train_job(
+        model, output_dir=output, dataset=dataset, recipe=recipe, epochs=epochs,
+        batch_size=batch_size, input_size=input_size, weights=weights, resume=resume,
+        data_dir=data_dir, options=options, strategy=strategy, flip_stats=flip_stats,
+        jit_compile=xla, seed=seed,
+    )
+    click.echo(
+        f"test top-1 {results['test_top1']:.4f}  top-5 {results['test_top5']:.4f}  "
+        f"({results['size_mib']:.2f} MiB, {results['ops'] / 1e6:.1f} M OPs) -> {output}"
+    )
+
+
+@click.command()
+@click.argument("model")
+@click.option("--weights", type=click.Path(), default=None, help="Weights file to load.")
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--split", default=None, help="Split to score (default: test / validation).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--data-dir", type=click.Path(), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@model_options
+def evaluate(model: str, weights: str | None, dataset: str, split: str | None,
+             batch_size: int, data_dir: str | None, as_json: bool, set_: tuple[str, ...],
+             cells: int | None, channels: int | None, input_size: int | None,
+             num_classes: int | None) -> None:
+    """Top-1 / top-5 accuracy of MODEL (with --weights) on a dataset.
+
+    \b
+    Example:
+      larq_bnas evaluate bnas-mini --weights runs/mini/best.weights.h5
+    """
+    from larq_bnas.training import evaluate as evaluate_job
+
+    result = evaluate_job(model, dataset=dataset, split=split, weights=weights,
+                          input_size=input_size, batch_size=batch_size, data_dir=data_dir,
+                          options=model_kwargs(set_, cells, channels))
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+                   f"loss {result['loss']:.4f}")
