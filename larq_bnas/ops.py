@@ -282,7 +282,9 @@ class Zeroise(tf.keras.layers.Layer):
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         x = inputs[:, :: self.strides, :: self.strides, :] if self.strides > 1 else inputs
-        return tf.zeros_like(x)
+        # Multiplying (rather than tf.zeros_like) keeps the zeros out of a converted
+        # flatbuffer: constant-folded zero tensors cost file size for nothing.
+        return x * 0.0
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "strides": self.strides}

@@ -1,0 +1,125 @@
+"""`larq_bnas convert`, `larq_bnas inspect` and `larq_bnas benchmark`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model_options
+
+
+@click.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The LCE flatbuffer to write (.tflite).")
+@click.option("--weights", type=click.Path(), default=None, help="Weights to load first.")
+@click.option("--target", type=click.Choice(["arm", "xcore"]), default="arm", show_default=True)
+@click.option("--int8-io", is_flag=True, help="int8 model input and output.")
+@click.option("--default-int8-range", nargs=2, type=float, default=None,
+              metavar="MIN MAX", help="Range for tensors without int8 statistics.")
+@click.option("--float", "float_output", type=click.Path(dir_okay=False), default=None,
+              help="Also write a plain float TFLite of the model, for comparison.")
+@click.option("--verify", "verify_n", type=click.IntRange(min=0), default=0,
+              help="Compare N random inputs through Keras and LCE.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the acceleration report as JSON.")
+@model_options
+def convert(model: str, output: str, weights: str | None, target: str, int8_io: bool,
+            default_int8_range: tuple[float, float] | None, float_output: str | None,
+            verify_n: int, report_path: str | None, set_: tuple[str, ...], cells: int | None,
+            channels: int | None, input_size: int | None, num_classes: int | None) -> None:
+    """Convert MODEL to an LCE flatbuffer and report what became binary ops.
+
+    MODEL is a zoo name, a genotype JSON file (with --cells/--channels), a saved Keras
+    model, or lqz:NAME for a larq-zoo model.
+
+    \b
+    Examples:
+      larq_bnas convert bnas-a -o bnas_a.tflite --verify 10 --report bnas_a.json
+      larq_bnas convert runs/mini/model.h5 -o mini.tflite --float mini_float.tflite
+      larq_bnas convert lqz:QuickNet -o quicknet.tflite
+    """
+    from larq_bnas import converters
+    from larq_bnas._io import write_json
+
+    keras_model = load_cli_model(model, weights=weights,
+                                 **model_kwargs(set_, cells, channels, input_size, num_classes))
+    flatbuffer = converters.convert(keras_model, target=target, int8_io=int8_io,
+                                    default_int8_range=default_int8_range)
+    converters.save(flatbuffer, output)
+    report = converters.acceleration_report(keras_model, converters.read(flatbuffer),
+                                            target=target)
+    if verify_n:
+        report.update(converters.verify(keras_model, flatbuffer, n=verify_n))
+    if float_output:
+        converters.save(converters.convert_float(keras_model), float_output)
+    if report_path:
+        write_json(report_path, report)
+    click.echo(converters.format_report(report))
+    click.echo(f"wrote {output}" + (f" and {float_output}" if float_output else ""))
+    for warning in report["warnings"]:
+        click.secho(f"WARNING: binary layer not accelerated: {warning}", fg="red", err=True)
+
+
+@click.command()
+@click.argument("flatbuffer", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def inspect(flatbuffer: str, as_json: bool) -> None:
+    """Op census, tensor shapes and sizes of a .tflite file (no Keras model needed).
+
+    \b
+    Example:
+      larq_bnas inspect bnas_a.tflite
+    """
+    from larq_bnas.converters import read
+
+    info = read(flatbuffer)
+    if as_json:
+        echo_json(info.to_dict())
+    else:
+        click.echo(info.table())
+
+
+@click.command()
+@click.argument("flatbuffer", type=click.Path())
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--kernel", "kernels", multiple=True,
+              help="Kernel choice(s) to time (default: all). Repeatable.")
+@click.option("--compare-float", type=click.Path(), default=None,
+              help="A float .tflite of the same model to time too.")
+@click.option("--json", "as_json", is_flag=True)
+def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
+              kernels: tuple[str, ...], compare_float: str | None, as_json: bool) -> None:
+    """Time batch-1 inference of an LCE flatbuffer with each kernel choice.
+
+    \b
+    Example:
+      larq_bnas benchmark bnas_a.tflite --threads 2 --compare-float bnas_a_float.tflite
+    """
+    from larq_bnas.converters import KERNELS
+    from larq_bnas.converters import benchmark as run_benchmark
+
+    for name in kernels:
+        if name not in KERNELS:
+            raise click.BadParameter(f"{name!r}; valid kernels are: {', '.join(KERNELS)}",
+                                     param_hint="--kernel")
+    result = run_benchmark(flatbuffer, threads=threads, warmup=warmup, repeats=repeats,
+                           kernels=list(kernels) or None, float_source=compare_float)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"batch 1, {threads} threads, median of {repeats} after {warmup} warm-up runs")
+    for name, timing in result["kernels"].items():
+        if "median_ms" in timing:
+            mark = "  <- fastest" if name == result["best_kernel"] else ""
+            click.echo(f"  LCE {name:<24} {timing['median_ms']:8.2f} ms "
+                       f"(p10 {timing['p10_ms']:.2f}, p90 {timing['p90_ms']:.2f}){mark}")
+        else:
+            click.echo(f"  LCE {name:<24} failed: {timing['error']}")
+    if "float" in result:
+        click.echo(f"  float TFLite                 {result['float']['median_ms']:8.2f} ms")
+        click.echo(f"binary / float latency: {result['binary_to_float_ratio']:.2f}")
+    sys.stdout.flush()
