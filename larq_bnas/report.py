@@ -84,7 +84,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:.92em}
 th,td{border:1px solid #c8d0dc;padding:.35em .7em;text-align:right}
 th{background:#eef2f8}td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #dde3ec}
-figcaption{color:#566;font-size:.9em}.key td{font-size:1.05em}
+figcaption{color:#566;font-size:.9em}.key td{font-size:1.05em;text-align:left}
 """
 
 
