@@ -65,6 +65,18 @@ class PipelineOptions:
                              f"{list(self.gammas)}")
 
 
+def parse_model_entry(entry: str) -> tuple[str, dict[str, str]]:
+    """``"bnas-mini@cells=3,channels=4"`` -> ``("bnas-mini", {"cells": "3", ...})``."""
+    name, _, rest = entry.partition("@")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"Bad model option {item!r} in {entry!r}; use NAME@key=value,...")
+        options[key] = value
+    return name, options
+
+
 def _gamma_tag(gamma: float) -> str:
     return f"{gamma:g}"
 
@@ -216,18 +228,19 @@ class Pipeline:
         o = self.options
         num_classes = data.info(o.dataset, o.data_dir).num_classes
         out: dict[str, Any] = {}
-        for name in o.compare_models:
+        for entry in o.compare_models:
+            name, options = parse_model_entry(entry)
             if find_spec(name) is None:
                 self.log(f"[compare] {name} is not in the zoo; skipped")
                 continue
             self.log(f"[compare] {name} at {o.input_size}x{o.input_size}")
             model = build(name, input_shape=(o.input_size, o.input_size, 3),
-                          num_classes=num_classes)
-            directory = self.out / "compare" / name
+                          num_classes=num_classes, **options)
+            directory = self.out / "compare" / entry.replace("@", "_").replace(",", "_")
             costs = model_costs(model).to_dict()
             deploy = self._deploy(model, directory)
             latency = self._latency(directory)
-            out[name] = {"costs": costs, "deploy": deploy, "latency": latency}
+            out[entry] = {"costs": costs, "deploy": deploy, "latency": latency}
         return {"models": out}
 
     def report(self) -> dict[str, Any]:

@@ -39,7 +39,8 @@ def _stages(value: str | None) -> tuple[str, ...] | None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--recipe", default=None, help="Training recipe (default: digits / bnas-cifar).")
 @click.option("--compare", "compare_models", multiple=True,
-              help="Zoo models to compare at the same input size (default: bnas-a, meliusnet22).")
+              help="Zoo models to compare at the same input size (default: bnas-a, meliusnet22); "
+                   "options as NAME@key=value,key=value.")
 @click.option("--stages", default=None,
               help="Comma-separated stages to run: search,train,convert,benchmark,compare,report.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
