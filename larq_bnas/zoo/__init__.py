@@ -21,6 +21,17 @@ from larq_bnas.zoo.bnas import (
     BNASG,
     BNASMini,
 )
+from larq_bnas.zoo.meliusnet import (
+    MeliusNet,
+    MeliusNet22,
+    MeliusNet29,
+    MeliusNet42,
+    MeliusNet59,
+    MeliusNetA,
+    MeliusNetB,
+    MeliusNetC,
+    MeliusNetNaive,
+)
 from larq_bnas.zoo.registry import (
     ModelSpec,
     PretrainedWeights,
@@ -43,6 +54,15 @@ __all__ = [
     "BNASF",
     "BNASG",
     "BNASMini",
+    "MeliusNet",
+    "MeliusNet22",
+    "MeliusNet29",
+    "MeliusNet42",
+    "MeliusNet59",
+    "MeliusNetA",
+    "MeliusNetB",
+    "MeliusNetC",
+    "MeliusNetNaive",
     "ModelSpec",
     "PretrainedWeights",
     "UnknownModelError",
