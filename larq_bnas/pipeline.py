@@ -140,7 +140,7 @@ class Pipeline:
             self.out / "search", dataset=o.dataset, epochs=o.search_epochs,
             cells=o.search_cells, channels=o.search_channels, batch_size=o.search_batch_size,
             input_size=o.search_input_size, gammas=list(o.gammas), seed=o.seed,
-            resume=self.resume, data_dir=o.data_dir,
+            resume=self.resume, data_dir=o.data_dir, verbose=2,
         )
         return dict(result)
 
@@ -153,7 +153,10 @@ class Pipeline:
             raise ValueError("The train stage needs a genotype: run the search stage first "
                              "or pass --genotype FILE")
         gamma = o.train_gamma if o.train_gamma is not None else o.gammas[0]
-        return str(search["genotypes"][_gamma_tag(gamma)])
+        path = self.out / "search" / f"genotype_gamma{_gamma_tag(gamma)}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"The search wrote no genotype for gamma {gamma:g} ({path})")
+        return str(path)
 
     def _model_options(self) -> dict[str, Any]:
         return {"cells": self.options.cells, "channels": self.options.channels}

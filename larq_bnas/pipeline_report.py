@@ -62,8 +62,13 @@ def build_report(pipeline: Pipeline) -> Report:
             section.images.append((f"derived cells ({picture.stem})", picture))
         genotypes = search.get("genotypes", {})
         if genotypes:
-            section.table = Table(["gamma", "genotype file"],
-                                  [[g, Path(p).name] for g, p in genotypes.items()])
+            section.table = Table(
+                ["gamma", "file", "normal cell", "reduction cell"],
+                [[g, f"search/genotype_gamma{g}.json",
+                  ", ".join(f"{op}({i})" for op, i in gt["normal"]),
+                  ", ".join(f"{op}({i})" for op, i in gt["reduce"])]
+                 for g, gt in genotypes.items()],
+            )
         report.sections.append(section)
         alphas = sorted((out / "search").glob("alpha*.png"))
         if alphas:
