@@ -30,20 +30,32 @@ class WeightFlipCounter(tf.keras.callbacks.Callback):
     ``flips/<layer>/p50`` etc.; optionally appends a row per layer to a JSON and/or CSV
     file; then resets the counts. The sign is larq's: sign(0) = +1.
 
-    Memory: one int8 sign and one int32 count per binary weight (5 bytes).
+    Binary kernels are those of leaf layers with a binary kernel quantizer
+    (``larq_bnas.costs.has_binary_weights``); the latent (real-valued) kernel's sign is
+    tracked. Counts are updated in ``on_train_batch_end`` by one ``tf.function`` over all
+    kernels (with ``steps_per_execution > 1`` Keras calls it every that many steps, so the
+    counts are between those calls). Place it before a ``TensorBoard`` callback in the
+    list so that TensorBoard sees the logged values.
+
+    Memory: one int8 sign and one int32 count per binary weight (5 bytes per weight).
 
     Args:
-        json_path: file to write all epochs' percentiles to (rewritten each epoch).
-        csv_path: the same as CSV (one row per epoch and layer).
+        json_path: file to write all epochs' percentiles to (rewritten each epoch, atomically).
+        csv_path: the same as CSV (one row per epoch and layer, ``layer`` "all" first).
         per_layer: also log per-layer percentiles to the Keras logs.
+        resume: keep the records already in ``json_path`` from epochs before the one
+            training starts at (for a resumed run).
     """
 
     def __init__(self, json_path: str | os.PathLike | None = None,
-                 csv_path: str | os.PathLike | None = None, per_layer: bool = True) -> None:
+                 csv_path: str | os.PathLike | None = None, per_layer: bool = True,
+                 resume: bool = False) -> None:
         super().__init__()
         self.json_path, self.csv_path, self.per_layer = json_path, csv_path, per_layer
+        self.resume = resume
         self.records: list[dict[str, Any]] = []
         self._kernels: list[tuple[str, tf.Variable]] = []
+        self._first_epoch: int | None = None
 
     def _find_kernels(self) -> list[tuple[str, tf.Variable]]:
         found = []
@@ -57,6 +69,11 @@ class WeightFlipCounter(tf.keras.callbacks.Callback):
         return found
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        self._first_epoch = None
+        if self.resume and self.json_path is not None and os.path.exists(self.json_path):
+            from larq_bnas._io import read_json
+
+            self.records = list(read_json(self.json_path))
         self._kernels = self._find_kernels()
         self._signs = [
             tf.Variable(self._sign(k), trainable=False, dtype=tf.int8) for _, k in self._kernels
@@ -84,6 +101,11 @@ class WeightFlipCounter(tf.keras.callbacks.Callback):
     def counts(self) -> dict[str, np.ndarray]:
         """The current epoch's per-weight flip counts, by layer path."""
         return {name: c.numpy() for (name, _), c in zip(self._kernels, self._counts, strict=True)}
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._first_epoch is None:  # drop records of epochs that will be redone
+            self._first_epoch = epoch
+            self.records = [r for r in self.records if r["epoch"] <= epoch]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self._kernels:

@@ -84,6 +84,95 @@ def test_every_recipe_compiles_a_model():
         get_recipe("foo")
 
 
+def test_recipe_optimizer_takes_steps_per_epoch_then_epochs():
+    optimizer = get_recipe("bnas-cifar").optimizer(10, 3)
+    assert isinstance(optimizer.learning_rate, OneCycle)
+    assert optimizer.learning_rate.total_steps == 30
+    restarts = get_recipe("bnas-imagenet").optimizer(7, 250).learning_rate
+    assert isinstance(restarts, CosineRestarts) and restarts.period_steps == 50 * 7
+    assert get_recipe("bnas-imagenet").optimizer(7, 250).global_clipnorm == 5.0
+    radam = get_recipe("meliusnet-imagenet").optimizer(4, 120)
+    assert isinstance(radam, RAdam) and float(radam.learning_rate(0)) == pytest.approx(0.002)
+    assert float(radam.learning_rate(480)) == pytest.approx(0.0, abs=1e-9)
+    for name in ("adam", "sgd"):  # 5 warm-up epochs, then cosine
+        schedule = get_recipe(name).optimizer(10, 120).learning_rate
+        assert schedule.warmup_steps == 50
+        assert float(schedule(0)) < float(schedule(49)) <= float(schedule(50)) + 1e-9
+    assert get_recipe("radam").optimizer(10, 120).learning_rate.warmup_steps == 0
+    with pytest.raises(ValueError, match="epochs must be positive"):
+        get_recipe("digits").optimizer(10, 0)
+
+
+def test_smoothed_loss_matches_the_formula():
+    loss = get_recipe("bnas-imagenet").loss()
+    probs = np.array([[0.7, 0.2, 0.1]], np.float32)
+    target = 0.1 / 3 + np.array([0.9, 0, 0])
+    assert float(loss(np.array([0]), probs)) == pytest.approx(-(target * np.log(probs)).sum(),
+                                                              rel=1e-5)
+
+
+def test_one_cycle_recipe_cycles_momentum_and_ramps_drop_path():
+    from larq_bnas.zoo.registry import build
+
+    model = build("bnas-mini", input_shape=(8, 8, 3), num_classes=10, **TINY)
+    recipe = get_recipe("bnas-cifar")
+    recipe.compile(model, epochs=2, steps_per_epoch=4)
+    seen = []
+
+    class Probe(tf.keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(tf.keras.backend.get_value(self.model.optimizer.momentum)))
+
+    x = np.random.RandomState(0).randn(16, 8, 8, 3).astype("float32")
+    y = np.arange(16) % 10
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+              callbacks=[*recipe.callbacks(epochs=2, steps_per_epoch=4,
+                                           optimizer=model.optimizer), Probe()])
+    schedule = model.optimizer.learning_rate
+    assert seen == pytest.approx([schedule.momentum(step) for step in range(8)])
+    assert min(seen) < 0.9 < max(seen)
+    rates = {float(layer.drop_path_rate.numpy()) for layer in model.submodules
+             if hasattr(layer, "drop_path_rate")}
+    assert rates == {pytest.approx(0.1)}  # epoch 1 of 2: 0.2 * 1 / 2
+    assert len(model.losses) == len(model.trainable_variables)  # L2 weight decay terms
+
+
+def test_recompute_keeps_gradients_and_statistics():
+    from larq_bnas.training.memory import recompute_binary_ops
+    from larq_bnas.zoo.registry import build
+
+    tf.keras.utils.set_random_seed(0)
+    plain = build("bnas-mini", input_shape=(12, 12, 3), num_classes=10, **TINY)
+    lean = build("bnas-mini", input_shape=(12, 12, 3), num_classes=10, **TINY)
+    lean.set_weights(plain.get_weights())
+    before = plain.get_weights()
+    assert recompute_binary_ops(lean) == recompute_binary_ops(lean) > 0  # idempotent
+    x = tf.random.normal((8, 12, 12, 3))
+    y = tf.constant(np.arange(8))
+
+    def gradients(model):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(
+                    tf.keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+                )
+            return loss, tape.gradient(loss, model.trainable_variables)
+
+        return step()
+
+    loss_a, grads_a = gradients(plain)
+    loss_b, grads_b = gradients(lean)
+    assert float(loss_a) == pytest.approx(float(loss_b), rel=1e-6)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    # BatchNorm moving statistics moved once (not twice) in both
+    changed = [not np.array_equal(a, b) for a, b in zip(before, plain.get_weights(), strict=True)]
+    assert any(changed)
+    for a, b in zip(plain.get_weights(), lean.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_weight_decay_is_coupled_l2():
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1, use_bias=False)])
     model.layers[0].kernel.assign([[1.0], [2.0]])
@@ -128,15 +217,47 @@ def test_cli_train_and_evaluate(tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
     result = runner.invoke(main, ["train", "bnas-mini", "--cells", "3", "--channels", "4",
-                                  "--epochs", "1", "--flip-stats", "-o", str(out)])
+                                  "--epochs", "1", "--flip-stats", "--input-size", "12",
+                                  "--set", "pad_values=0.0", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "test top-1" in result.output
+    assert "test top-1" in result.output and "MiB" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["input_size"] == 12 and results["options"]["pad_values"] == "0.0"
+    assert results["size_mib"] > 0 and results["ops"] > 0 and results["test_split"] == "test"
+    history = json.loads((out / "history.json").read_text())
+    assert history[0]["flips_max"] >= history[0]["flips_p50"] >= 0  # logged by the counter
     flips = json.loads((out / "flips.json").read_text())
-    assert flips[0]["layer"] == "all" and flips[0]["max"] >= flips[0]["p50"] >= 0
+    assert flips[0]["layer"] == "all" and len(flips) > 1  # overall + one row per layer
+    assert (out / "flips.csv").read_text().startswith("epoch,layer,p50,p90,p95,p99,max")
+    assert (out / "curves.png").stat().st_size > 1000
     result = runner.invoke(main, ["evaluate", "bnas-mini", "--cells", "3", "--channels", "4",
+                                  "--input-size", "12", "--set", "pad_values=0.0",
                                   "--weights", str(out / "final.weights.h5"), "--json"])
     assert result.exit_code == 0, result.output
-    assert 0 <= json.loads(result.output)["top1"] <= 1
+    scored = json.loads(result.output)
+    assert scored["top1"] == pytest.approx(results["test_top1"], abs=1e-6)
+    assert scored["examples"] == 359
+    # the saved whole model is a MODEL reference too
+    result = runner.invoke(main, ["evaluate", str(out / "model.h5")])
+    assert result.exit_code == 0, result.output
+    assert f"top-1 {results['test_top1']:.4f}" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--weights", "missing.h5"], "does not exist"),
+        (["--dataset", "nosuchset", "--data-dir", "NODATA"], "Unknown dataset 'nosuchset'"),
+        (["--dataset", "cifar10", "--data-dir", "NODATA"], "is not prepared in"),
+        (["--batch-size", "0"], "0 is not in the range"),
+        (["--num-classes", "3"], "the dataset sets the number of classes"),
+    ],
+)
+def test_cli_evaluate_errors(tmp_path, args, message):
+    args = [a.replace("NODATA", str(tmp_path / "nodata")) for a in args]
+    result = CliRunner().invoke(main, ["evaluate", "bnas-mini", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
 
 
 @pytest.mark.parametrize(
@@ -145,9 +266,14 @@ def test_cli_train_and_evaluate(tmp_path):
         (["--recipe", "foo"], "Unknown recipe 'foo'"),
         (["--dataset", "cifar10", "--data-dir", "NODATA"], "is not prepared in"),
         (["--dataset", "nosuchset", "--data-dir", "NODATA"], "Unknown dataset 'nosuchset'"),
+        (["--dataset", "folder:NODATA"], "does not exist"),
         (["--weights", "missing.h5"], "does not exist"),
         (["--num-classes", "3"], "the dataset sets the number of classes"),
         (["--epochs", "0"], "0 is not in the range"),
+        (["--batch-size", "0"], "0 is not in the range"),
+        (["--batch-size", "5000"], "larger than the 1438 training examples"),
+        (["--strategy", "ring"], "'ring' is not one of"),
+        (["--set", "nonsense"], "is not KEY=VALUE"),
     ],
 )
 def test_cli_train_errors(tmp_path, args, message):
@@ -155,6 +281,14 @@ def test_cli_train_errors(tmp_path, args, message):
     result = CliRunner().invoke(main, ["train", "bnas-mini", "-o", str(tmp_path / "o"), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_train_refuses_a_model_with_the_wrong_classes(tmp_path):
+    from larq_bnas.zoo.registry import build
+
+    model = build("bnas-mini", input_shape=(12, 12, 3), num_classes=3, **TINY)
+    with pytest.raises(ValueError, match="3 outputs but the dataset has 10 classes"):
+        train(model, output_dir=tmp_path / "o", epochs=1)
 
 
 def test_cli_refuses_to_overwrite_a_run(tmp_path):

@@ -27,12 +27,16 @@ from larq_bnas.cli._common import echo_json, model_kwargs, model_options
               help="tf.distribute strategy; multiworker reads TF_CONFIG.")
 @click.option("--flip-stats", is_flag=True,
               help="Log binary-weight sign-flip percentiles per epoch (flips.json/.csv).")
-@click.option("--xla/--no-xla", default=False, show_default=True, help="Compile steps with XLA.")
+@click.option("--xla/--no-xla", default=False, show_default=True,
+              help="Compile the train step with XLA (slower for these models on CPU).")
+@click.option("--lean-memory/--no-lean-memory", default=True, show_default=True,
+              help="Recompute binary ops in the backward pass: about half the memory.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @model_options
 def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
           batch_size: int | None, output: str, resume: bool, weights: str | None,
-          data_dir: str | None, strategy: str, flip_stats: bool, xla: bool, seed: int,
+          data_dir: str | None, strategy: str, flip_stats: bool, xla: bool,
+          lean_memory: bool, seed: int,
           set_: tuple[str, ...], cells: int | None, channels: int | None,
           input_size: int | None, num_classes: int | None) -> None:
     """Train MODEL on a dataset with one of the papers' recipes.
@@ -57,7 +61,7 @@ def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
         model, output_dir=output, dataset=dataset, recipe=recipe, epochs=epochs,
         batch_size=batch_size, input_size=input_size, weights=weights, resume=resume,
         data_dir=data_dir, options=options, strategy=strategy, flip_stats=flip_stats,
-        jit_compile=xla, seed=seed,
+        jit_compile=xla, lean_memory=lean_memory, seed=seed,
     )
     click.echo(
         f"test top-1 {results['test_top1']:.4f}  top-5 {results['test_top5']:.4f}  "
@@ -81,11 +85,15 @@ def evaluate(model: str, weights: str | None, dataset: str, split: str | None,
     """Top-1 / top-5 accuracy of MODEL (with --weights) on a dataset.
 
     \b
-    Example:
+    Examples:
       larq_bnas evaluate bnas-mini --weights runs/mini/best.weights.h5
+      larq_bnas evaluate runs/mini/model.h5 --json
     """
     from larq_bnas.training import evaluate as evaluate_job
 
+    if num_classes is not None:
+        raise click.BadParameter("the dataset sets the number of classes",
+                                 param_hint="--num-classes")
     result = evaluate_job(model, dataset=dataset, split=split, weights=weights,
                           input_size=input_size, batch_size=batch_size, data_dir=data_dir,
                           options=model_kwargs(set_, cells, channels))
@@ -93,4 +101,4 @@ def evaluate(model: str, weights: str | None, dataset: str, split: str | None,
         echo_json(result)
     else:
         click.echo(f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
-                   f"loss {result['loss']:.4f}")
+                   f"loss {result['loss']:.4f}  ({result['examples']} images)")

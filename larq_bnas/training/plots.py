@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from larq_bnas._io import atomic_path
 
 
-def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, label: str) -> Path:
-    """Train/test accuracy (left axis) and learning rate (right axis) per epoch; the legend
-    names the model's size and OPs, as the MeliusNet supplement's experiment plots do."""
+def plot_curves(
+    history: list[dict[str, Any]],
+    path: str | os.PathLike,
+    label: str,
+    lr_curve: Sequence[tuple[float, float]] | None = None,
+) -> Path:
+    """Train and test top-1 accuracy per epoch (left axis) and the learning rate (right
+    axis: ``lr_curve`` as (epoch, lr) points, e.g. sampled from the schedule every few
+    steps, else the per-epoch ``lr`` of the history). The legend names the model with its
+    size and OPs (``label``), as the MeliusNet supplement's experiment plots do."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,10 +35,13 @@ def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, label: s
     ax.set_ylabel("top-1 accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    lrs = [e.get("lr") for e in history]
+    if lr_curve:
+        xs, lrs = [p[0] for p in lr_curve], [p[1] for p in lr_curve]
+    else:
+        xs, lrs = epochs, [e.get("lr") for e in history]
     if any(v is not None for v in lrs):
         ax2 = ax.twinx()
-        ax2.plot(epochs, lrs, "--", color="grey", label="learning rate")
+        ax2.plot(xs, lrs, "--", color="grey", label="learning rate")
         ax2.set_ylabel("learning rate")
         ax2.legend(loc="center right", fontsize=8)
     ax.legend(loc="lower right", fontsize=8)

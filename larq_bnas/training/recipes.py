@@ -57,7 +57,11 @@ class Recipe:
         default=None, repr=False
     )
 
-    def optimizer(self, epochs: int, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
+    def optimizer(self, steps_per_epoch: int, epochs: int) -> tf.keras.optimizers.Optimizer:
+        """A fresh optimizer with this recipe's schedule for ``epochs`` epochs of
+        ``steps_per_epoch`` steps (schedules are step-based)."""
+        if int(epochs) < 1:
+            raise ValueError(f"epochs must be positive, got {epochs}")
         return self.make_optimizer(int(epochs), max(int(steps_per_epoch), 1))
 
     def loss(self) -> tf.keras.losses.Loss:
@@ -76,7 +80,7 @@ class Recipe:
             tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
         ]
         model.compile(
-            optimizer=self.optimizer(epochs, steps_per_epoch), loss=self.loss(),
+            optimizer=self.optimizer(steps_per_epoch, epochs), loss=self.loss(),
             metrics=metrics, jit_compile=jit_compile if jit_compile != "auto" else None, **kwargs,
         )
         return model

@@ -1,32 +1,41 @@
 """The training job: ``train(...)`` fits a model with a recipe into an output directory.
 
 The directory holds, after every epoch (atomically): ``checkpoint/`` (model + optimizer,
-for ``resume=True``), ``history.json``, ``train.log``, ``best.weights.h5`` (best test
-accuracy so far); and at the end ``final.weights.h5``, ``results.json`` (test top-1 /
-top-5, size, OPs, wall time) and ``curves.png``. ``evaluate(...)`` scores any model.
+for ``resume=True``), ``history.json`` (one entry of logs per epoch), ``state.json``,
+``train.log`` (one line per epoch) and ``best.weights.h5`` (best test accuracy so far);
+and at the end ``final.weights.h5``, ``model.h5`` (the whole trained model, loadable as
+MODEL by every command), ``results.json`` (test top-1 / top-5, size, OPs, wall time) and
+``curves.png`` (accuracy curves and the learning-rate schedule, the legend naming the
+model's size and OPs). ``evaluate(...)`` scores any model on a dataset split.
+
+In a multi-worker run (``strategy="multiworker"``) every worker runs this function with
+the same arguments; worker 0 (or the chief) writes the files above, the others keep their
+own records in ``OUTPUT/.worker<i>/``. The output directory must be on a file system all
+workers share for ``resume`` to work (Keras restores every worker from the chief's
+checkpoint).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from larq_bnas import data
 from larq_bnas._io import atomic_path, read_json, write_json
-from larq_bnas.checkpointing import RunDirectory
+from larq_bnas.checkpointing import EpochLog, RunDirectory
 from larq_bnas.training.distribute import get_strategy, is_chief
+from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.recipes import get_recipe
 
 #: Defaults that make the embedded dataset train well in minutes on 2 CPU cores.
 DIGITS_DEFAULTS = {"recipe": "digits", "epochs": 12, "batch_size": 64, "input_size": 16}
-
-
-def _test_split(dataset: str) -> str:
-    return "validation" if dataset.startswith("imagenet") else "test"
 
 
 def _build(model: Any, input_size: int | None, num_classes: int, weights: str | None,
@@ -34,15 +43,28 @@ def _build(model: Any, input_size: int | None, num_classes: int, weights: str | 
     if isinstance(model, tf.keras.Model):
         if weights:
             model.load_weights(weights)
-        return model
-    from larq_bnas.zoo.references import is_saved_model, load_model
+        keras_model = model
+    else:
+        from larq_bnas.zoo.references import is_saved_model, load_model
 
-    kwargs: dict[str, Any] = dict(options)
-    if not is_saved_model(str(model)):
-        kwargs["num_classes"] = num_classes
-        if input_size is not None:
-            kwargs["input_shape"] = (input_size, input_size, 3)
-    return load_model(str(model), weights=weights, **kwargs)
+        kwargs: dict[str, Any] = dict(options)
+        if not is_saved_model(str(model)):
+            kwargs["num_classes"] = num_classes
+            if input_size is not None:
+                kwargs["input_shape"] = (input_size, input_size, 3)
+        keras_model = load_model(str(model), weights=weights, **kwargs)
+    outputs = keras_model.output_shape[-1]
+    if outputs != num_classes:
+        raise ValueError(
+            f"The model has {outputs} outputs but the dataset has {num_classes} classes; "
+            "build it for this dataset (a zoo name or genotype file adapts automatically)"
+        )
+    return keras_model
+
+
+def _check_weights(weights: str | None) -> None:
+    if weights is not None and not (os.path.exists(weights) or os.path.exists(f"{weights}.index")):
+        raise FileNotFoundError(f"Weights file {weights!r} does not exist")
 
 
 class _BestWeights(tf.keras.callbacks.Callback):
@@ -60,22 +82,32 @@ class _BestWeights(tf.keras.callbacks.Callback):
 
 
 class _TextLog(tf.keras.callbacks.Callback):
-    """One human-readable line per epoch, appended to ``train.log``."""
+    """Human-readable ``train.log``: a header per session and one line per epoch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, header: str) -> None:
         super().__init__()
-        self.path = path
+        self.path, self.header = path, header
         self._start = time.time()
+
+    def _append(self, line: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:  # append-only log
+            f.write(line + "\n")
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {self.header}")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        parts = [f"epoch {epoch + 1}", f"{time.time() - self._start:.1f}s"]
+        seconds = time.time() - self._start
+        if logs is not None:
+            logs["epoch_seconds"] = seconds  # recorded in history.json too
+        parts = [f"epoch {epoch + 1}", f"{seconds:.1f}s"]
         parts += [f"{k}={v:.4g}" for k, v in (logs or {}).items()
-                  if isinstance(v, (int, float)) and "/" not in k]
-        with open(self.path, "a", encoding="utf-8") as f:  # append-only log
-            f.write("  ".join(parts) + "\n")
+                  if isinstance(v, (int, float, np.floating)) and "/" not in k
+                  and k != "epoch_seconds"]
+        self._append("  ".join(parts))
 
 
 def save_weights(model: tf.keras.Model, path: str | os.PathLike) -> Path:
@@ -83,6 +115,23 @@ def save_weights(model: tf.keras.Model, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         model.save_weights(str(tmp))
     return Path(path)
+
+
+def _save_model(model: tf.keras.Model, path: Path) -> bool:
+    """The whole model as .h5 (architecture + weights), atomically; False if it cannot be
+    serialised (e.g. a model subclass without a config)."""
+    try:
+        with atomic_path(path) as tmp:
+            model.save(str(tmp), include_optimizer=False, save_format="h5")
+    except (NotImplementedError, TypeError, ValueError) as error:
+        tf.get_logger().warning("Not saving the whole model to %s: %s", path, error)
+        return False
+    return True
+
+
+def _metrics() -> list[tf.keras.metrics.Metric]:
+    return [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")]
 
 
 def evaluate(
@@ -96,23 +145,35 @@ def evaluate(
     data_dir: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Top-1 and top-5 accuracy (and loss) of ``model`` on a dataset split."""
-    if weights is not None and not os.path.exists(weights):
-        raise FileNotFoundError(f"Weights file {weights!r} does not exist")
+    """Top-1 (``top1``) and top-5 (``top5``) accuracy and the loss of ``model`` (anything
+    ``train`` accepts) with ``weights`` on ``split`` of ``dataset`` (default: its test
+    split, or validation for ImageNet), preprocessed as for evaluation."""
+    _check_weights(weights)
+    if batch_size < 1:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
     if dataset == "digits" and input_size is None and not isinstance(model, tf.keras.Model):
         input_size = DIGITS_DEFAULTS["input_size"]
     meta = data.info(dataset, data_dir)
     keras_model = _build(model, input_size, meta.num_classes, weights, options or {})
     size = keras_model.input_shape[1]
-    ds = data.load(dataset, split or _test_split(dataset), input_size=size,
-                   batch_size=batch_size, data_dir=data_dir)
-    keras_model.compile(
-        loss="sparse_categorical_crossentropy",
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                 tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
-    )
+    split = split or data.eval_split(dataset, data_dir)
+    ds = data.load(dataset, split, input_size=size, batch_size=batch_size, data_dir=data_dir)
+    keras_model.compile(loss="sparse_categorical_crossentropy", metrics=_metrics())
     result = keras_model.evaluate(ds, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in result.items()}
+    return {"top1": float(result["accuracy"]), "top5": float(result["top5"]),
+            "loss": float(result["loss"]), "examples": data.num_examples(dataset, split, data_dir)}
+
+
+def _lr_curve(optimizer: tf.keras.optimizers.Optimizer, epochs: int,
+              steps: int) -> list[tuple[float, float]] | None:
+    """The learning rate over training as (epoch, lr) points, from the schedule."""
+    schedule = getattr(optimizer, "learning_rate", None)
+    if not isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    total = epochs * steps
+    points = np.unique(np.linspace(0, max(total - 1, 0), num=min(total, 400)).astype(int))
+    values = schedule(tf.constant(points, tf.float32)).numpy()
+    return [(float(p) / steps, float(v)) for p, v in zip(points, values, strict=True)]
 
 
 def train(
@@ -132,15 +193,40 @@ def train(
     flip_stats: bool = False,
     tensorboard: bool = True,
     jit_compile: bool = False,
+    lean_memory: bool = True,
     seed: int = 0,
     verbose: int | str = "auto",
     extra_callbacks: list[tf.keras.callbacks.Callback] | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` (a zoo name, genotype JSON, saved model, ``lqz:NAME`` or a Keras
-    model) on ``dataset`` with ``recipe`` into ``output_dir``; return the results dict.
+    """Train ``model`` on ``dataset`` with ``recipe`` into ``output_dir``; return the
+    results (also in ``results.json``).
 
-    With ``resume=True`` an interrupted run continues from its last finished epoch and
-    ends with the same number of epochs; a finished run returns its results unchanged.
+    Args:
+        model: a zoo name, genotype JSON, saved model, ``lqz:NAME`` (built for the
+            dataset's classes and ``input_size``) or a Keras model.
+        output_dir: the run directory (see the module docstring).
+        dataset: ``digits`` (default), a tfds name or ``folder:PATH`` (``larq_bnas.data``).
+        recipe: a name from ``larq_bnas.training.RECIPES`` (default ``digits`` on the
+            digits, else ``bnas-cifar``).
+        epochs, batch_size: default the digits defaults or the recipe's (the papers').
+        input_size: square input size (default: 16 on the digits, else the model's).
+        weights: initial weights.
+        resume: continue the interrupted run in ``output_dir``; it ends with the same
+            number of epochs; a finished run returns its results unchanged.
+        data_dir: where tfds sets are prepared.
+        options: model options (``cells``, ``channels``, ``--set`` keys).
+        strategy: ``auto``, ``none``, ``mirrored`` or ``multiworker`` (``distribute``).
+        flip_stats: log sign-flip percentiles of the binary weights per epoch
+            (``WeightFlipCounter``; ``flips.json`` and ``flips.csv``).
+        tensorboard: write TensorBoard logs to ``tensorboard/``.
+        jit_compile: compile the train step with XLA (slower for these models on CPU:
+            see ``benchmarks/train_step.py``).
+        lean_memory: recompute the binary operations' intermediates in the backward pass
+            and build graphs without constant folding (``larq_bnas.training.memory``):
+            about half the memory, same gradients.
+        seed: seed of the initialisation and the data order.
+        verbose: Keras ``fit`` verbosity.
+        extra_callbacks: more Keras callbacks.
     """
     digits = dataset == "digits"
     recipe_name = recipe or (DIGITS_DEFAULTS["recipe"] if digits else "bnas-cifar")
@@ -148,42 +234,52 @@ def train(
     epochs = int(epochs or (DIGITS_DEFAULTS["epochs"] if digits else the_recipe.default_epochs))
     batch_size = int(batch_size or (DIGITS_DEFAULTS["batch_size"] if digits
                                     else the_recipe.default_batch_size))
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be positive, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
     if input_size is None and digits and not isinstance(model, tf.keras.Model):
         input_size = DIGITS_DEFAULTS["input_size"]
-    if weights is not None and not os.path.exists(weights) and not os.path.exists(
-        f"{weights}.index"
-    ):
-        raise FileNotFoundError(f"Weights file {weights!r} does not exist")
+    _check_weights(weights)
     meta = data.info(dataset, data_dir)  # fails early, clearly, when the data is missing
+    n_train = data.num_examples(dataset, "train", data_dir)
+    if batch_size > n_train:
+        raise ValueError(f"batch size {batch_size} is larger than the {n_train} training "
+                         f"examples of {dataset!r}")
+    test_split = data.eval_split(dataset, data_dir)
 
     distribution = get_strategy(strategy)
     chief = is_chief(distribution)
-    out = Path(output_dir) if chief else Path(output_dir) / f".worker{_task_id()}"
+    root = Path(output_dir)
+    out = root if chief else root / f".worker{_task_id()}"
     record = {
         "model": model if isinstance(model, str) else getattr(model, "name", "model"),
         "dataset": dataset, "recipe": recipe_name, "epochs": epochs, "batch_size": batch_size,
         "input_size": input_size, "options": options or {}, "weights": weights,
+        "strategy": strategy, "workers": distribution.num_replicas_in_sync,
     }
-    run = RunDirectory(out, "train", record, resume=resume)
-    if run.finished and (out / "results.json").exists():
-        return read_json(out / "results.json")
+    if resume or (out / "state.json").exists():  # refuse (or reopen) an existing run early
+        previous = RunDirectory(out, "train", record, resume=resume)
+        if previous.finished and (out / "results.json").exists():
+            return read_json(out / "results.json")
 
     tf.keras.utils.set_random_seed(seed)
-    with distribution.scope():
+    steps = n_train // batch_size
+    with distribution.scope():  # build before writing anything: bad options fail cleanly
         keras_model = _build(model, input_size, meta.num_classes, weights, options or {})
-        size = keras_model.input_shape[1]
-        n_train = data.num_examples(dataset, "train", data_dir)
-        steps = max(n_train // batch_size, 1)
+        if lean_memory:
+            recompute_binary_ops(keras_model)
         the_recipe.compile(keras_model, epochs=epochs, steps_per_epoch=steps,
                            jit_compile=jit_compile)
+    run = RunDirectory(out, "train", record, resume=resume)
+    size = keras_model.input_shape[1]
     train_ds = data.load(dataset, "train", input_size=size, batch_size=batch_size,
                          seed=seed, data_dir=data_dir, drop_remainder=True)
-    test_ds = data.load(dataset, _test_split(dataset), input_size=size, batch_size=batch_size,
+    test_ds = data.load(dataset, test_split, input_size=size, batch_size=batch_size,
                         data_dir=data_dir)
 
-    best_so_far = max([e.get("val_accuracy", -1.0) for e in run.history()], default=-1.0)
+    history = run.history()
+    best_so_far = max([e.get("val_accuracy", -1.0) for e in history], default=-1.0)
     callbacks: list[tf.keras.callbacks.Callback] = [
         *the_recipe.callbacks(epochs=epochs, steps_per_epoch=steps,
                               optimizer=keras_model.optimizer),
@@ -192,53 +288,65 @@ def train(
         from larq_bnas.callbacks import WeightFlipCounter
 
         callbacks.append(WeightFlipCounter(json_path=out / "flips.json",
-                                           csv_path=out / "flips.csv", per_layer=False))
+                                           csv_path=out / "flips.csv", per_layer=False,
+                                           resume=resume))
+    header = (f"{record['model']} on {dataset} ({recipe_name}, {epochs} epochs, batch "
+              f"{batch_size}, {steps} steps/epoch, {record['workers']} replica(s))"
+              + (f", resuming after epoch {run.epochs_done}" if history else ""))
     callbacks += [
         _BestWeights(out / "best.weights.h5", best=best_so_far),
-        _TextLog(out / "train.log"),
-        *run.fit_callbacks(),
+        _TextLog(out / "train.log", header),
+        # every worker restores from the chief's checkpoint (Keras' multi-worker rule)
+        tf.keras.callbacks.BackupAndRestore(str(root / "checkpoint"), save_freq="epoch",
+                                            delete_checkpoint=False),
+        EpochLog(run),
         *(extra_callbacks or []),
     ]
     if tensorboard and chief:
         callbacks.append(tf.keras.callbacks.TensorBoard(str(out / "tensorboard"),
                                                         write_graph=False))
     start = time.time()
-    keras_model.fit(train_ds, validation_data=test_ds, epochs=epochs, callbacks=callbacks,
-                    verbose=verbose)
-    wall = time.time() - start
-
-    final = keras_model.evaluate(test_ds, verbose=0, return_dict=True)
+    with lean_graphs() if lean_memory else contextlib.nullcontext():
+        keras_model.fit(train_ds, validation_data=test_ds, epochs=epochs,
+                        callbacks=callbacks, verbose=verbose)
+        wall = time.time() - start
+        final = keras_model.evaluate(test_ds, verbose=0, return_dict=True)
     save_weights(keras_model, out / "final.weights.h5")
+    saved_model = _save_model(keras_model, out / "model.h5")
     from larq_bnas.costs import model_costs
 
     costs = model_costs(keras_model)
+    history = run.history()
     results = {
         **record,
+        "input_size": size,
+        "model_name": keras_model.name,
+        "test_split": test_split,
         "test_top1": float(final["accuracy"]),
         "test_top5": float(final["top5"]),
         "test_loss": float(final["loss"]),
-        "best_test_top1": max(best_so_far, max(
-            [e.get("val_accuracy", -1.0) for e in run.history()], default=-1.0)),
+        "best_test_top1": max([e.get("val_accuracy", -1.0) for e in history], default=-1.0),
         "trainable_params": costs.trainable_params,
+        "binary_params": costs.binary_params,
         "size_mib": costs.size_mib,
         "ops": costs.ops,
-        "input_size": size,
         "train_seconds_this_session": wall,
-        "model_name": keras_model.name,
+        "train_seconds_total": sum(e.get("epoch_seconds", 0.0) for e in history) or wall,
+        "files": {"best": "best.weights.h5", "final": "final.weights.h5",
+                  **({"model": "model.h5"} if saved_model else {})},
     }
     write_json(out / "results.json", results)
     if chief:
         from larq_bnas.training.plots import plot_curves
 
-        plot_curves(run.history(), out / "curves.png",
+        plot_curves(history, out / "curves.png",
                     label=f"{keras_model.name}: {costs.size_mib:.2f} MiB, "
-                          f"{costs.ops / 1e6:.1f} M OPs")
-    run.mark_finished(test_top1=results["test_top1"])
+                          f"{costs.ops / 1e6:.2f} M OPs",
+                    lr_curve=_lr_curve(keras_model.optimizer, epochs, steps))
+    run.mark_finished(test_top1=results["test_top1"], test_top5=results["test_top5"])
     return results
 
 
 def _task_id() -> int:
-    import json
-
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     return int(config.get("task", {}).get("index", 0))

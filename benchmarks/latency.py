@@ -1,0 +1,162 @@
+"""Batch-1 latency on this machine: LCE (fastest kernel) against the float TFLite model.
+
+For BNAS-A (CIFAR, 32x32), BNAS-D (ImageNet, 224x224), our MeliusNet22 and larq-zoo's
+QuickNet (both 224x224; larq-zoo's MeliusNet22 with ``--models +lqz:MeliusNet22``), with
+random weights and random BatchNorm statistics (as a trained model has; see
+``larq_bnas.converters.randomize_batchnorm``):
+
+1. convert to an LCE flatbuffer and to TensorFlow's float TFLite (cached in ``--out``:
+   a conversion of an ImageNet model takes about a minute),
+2. time every LCE kernel choice (default, indirect_bgemm, reference, xnnpack,
+   indirect_bgemm+xnnpack) and the float file in tf.lite's interpreter, ``--threads``
+   threads, ``--warmup`` untimed runs then ``--repeats`` timed runs (median, p10, p90),
+3. print LCE (fastest kernel) / float latency. Target: at most 0.6 on this x86 machine
+   (lce.md: QuickNet 34 ms with the indirect BGEMM kernel against 63 ms float).
+
+The machine is shared, so timings are noisy: the script prints ``uptime`` before and
+after, and writes everything to ``--out/latency.json`` after each model.
+
+    python benchmarks/latency.py                       # the four models, 2 threads
+    python benchmarks/latency.py --models bnas-a lqz:QuickNet --repeats 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: name -> (model reference, options for load_model)
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bnas-a": ("bnas-a", {}),
+    "bnas-d": ("bnas-d", {}),
+    "meliusnet22": ("meliusnet22", {}),
+    "lqz:QuickNet": ("lqz:QuickNet", {}),
+    "lqz:MeliusNet22": ("lqz:MeliusNet22", {}),
+}
+DEFAULT_MODELS = ("bnas-a", "bnas-d", "meliusnet22", "lqz:QuickNet")
+TARGET_RATIO = 0.6
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def convert_cached(name: str, out: Path, reconvert: bool) -> dict[str, Any]:
+    """The model's LCE and float files in ``out`` (converted now if missing)."""
+    from larq_bnas import converters
+
+    stem = name.replace(":", "_")
+    lce_path, float_path = out / f"{stem}.tflite", out / f"{stem}_float.tflite"
+    info: dict[str, Any] = {"lce": lce_path, "float": float_path, "convert_s": None}
+    if lce_path.exists() and float_path.exists() and not reconvert:
+        return info
+    from larq_bnas.zoo.references import load_model
+
+    ref, options = MODELS.get(name, (name, {}))
+    model = converters.randomize_batchnorm(load_model(ref, **options))
+    start = time.perf_counter()
+    converters.save(converters.convert(model), lce_path)
+    info["convert_s"] = time.perf_counter() - start
+    converters.save(converters.convert_float(model), float_path)
+    report = converters.acceleration_report(model, converters.read(lce_path))
+    info["acceleration"] = {k: report[k] for k in (
+        "binary_convs", "accelerated_convs", "accelerated_bops_share", "size_bytes",
+        "predicted_size_bytes", "size_ratio")}
+    return info
+
+
+def measure(name: str, out: Path, threads: int, warmup: int, repeats: int,
+            reconvert: bool) -> dict[str, Any]:
+    from larq_bnas import converters
+
+    files = convert_cached(name, out, reconvert)
+    timing = converters.benchmark(files["lce"], threads=threads, warmup=warmup,
+                                  repeats=repeats, float_source=files["float"])
+    info = converters.read(files["lce"])
+    return {
+        "model": name,
+        "lce_file": str(files["lce"]),
+        "lce_bytes": info.size_bytes,
+        "float_bytes": files["float"].stat().st_size,
+        "bconv_ops": info.op_counts.get("LceBconv2d", 0),
+        "convert_s": files["convert_s"],
+        **({"acceleration": files["acceleration"]} if "acceleration" in files else {}),
+        "kernels": timing["kernels"],
+        "best_kernel": timing["best_kernel"],
+        "lce_ms": timing["best_median_ms"],
+        "float_ms": timing["float"]["median_ms"],
+        "float": timing["float"],
+        "ratio": timing["binary_to_float_ratio"],
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help="model references (zoo names, lqz:NAME); '+NAME' adds to the "
+                             "default list")
+    parser.add_argument("--threads", type=int, nargs="+", default=[2],
+                        help="thread counts to time (e.g. --threads 1 2)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default="out/latency", help="cache and results directory")
+    parser.add_argument("--reconvert", action="store_true", help="ignore cached files")
+    args = parser.parse_args(argv)
+    models = [m for m in args.models if not m.startswith("+")]
+    extra = [m[1:] for m in args.models if m.startswith("+")]
+    models = (models or list(DEFAULT_MODELS)) + extra
+
+    import larq_bnas  # noqa: F401  (legacy Keras before TensorFlow)
+    from larq_bnas._io import write_json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/latency.py " + " ".join(argv if argv is not None
+                                                        else sys.argv[1:])
+    before = uptime()
+    print(f"{command}\nmachine {platform.machine()}, {os.cpu_count()} CPUs; {before}",
+          flush=True)
+    results: list[dict[str, Any]] = []
+    for name in models:
+        for threads in args.threads:
+            print(f"[{name}] converting (cached in {out}) and timing, {threads} threads ...",
+                  flush=True)
+            result = measure(name, out, threads, args.warmup, args.repeats, args.reconvert)
+            result["threads"] = threads
+            results.append(result)
+            kernels = ", ".join(f"{k} {v['median_ms']:.1f}" if "median_ms" in v
+                                else f"{k} failed" for k, v in result["kernels"].items())
+            print(f"[{name}] LCE kernels (ms): {kernels}; float {result['float_ms']:.1f} ms",
+                  flush=True)
+        write_json(out / "latency.json", {"command": command, "uptime_before": before,
+                                          "threads": args.threads, "repeats": args.repeats,
+                                          "warmup": args.warmup, "results": results})
+    after = uptime()
+    write_json(out / "latency.json", {"command": command, "uptime_before": before,
+                                      "uptime_after": after, "threads": args.threads,
+                                      "repeats": args.repeats, "warmup": args.warmup,
+                                      "results": results})
+    print(f"\nbatch 1, median of {args.repeats} runs after {args.warmup} warm-up runs")
+    header = (f"{'model':<16} {'threads':>7} {'LCE kernel':<24} {'LCE ms':>8} {'float ms':>9} "
+              f"{'ratio':>6}  target <= {TARGET_RATIO}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        ok = "ok" if r["ratio"] <= TARGET_RATIO else "MISSED"
+        print(f"{r['model']:<16} {r['threads']:>7} {r['best_kernel']:<24} {r['lce_ms']:>8.2f} "
+              f"{r['float_ms']:>9.2f} {r['ratio']:>6.2f}  {ok}")
+    print(f"{after}\n(shared machine: timings are noisy; see {out / 'latency.json'})")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Deriving a genotype from the architecture parameters (paper eq. 4), with gamma.
+
+For each cell type, every row of alpha (one edge) is turned into operation weights by a
+softmax. The weight of Zeroise is divided by the *transferability* parameter gamma
+before any comparison (``alpha* = max[alpha_z / gamma, alpha_op ...]``): gamma > 1 makes
+Zeroise less likely to be kept, which the paper uses to transfer a cell searched on
+CIFAR-10 to ImageNet (gamma = 1 gives the CIFAR cell, gamma = 3 the ImageNet cell).
+Then, for each node, the 2 incoming edges with the highest score are kept (the score of
+an edge is the maximum of its adjusted weights), and on each kept edge the operation
+with the highest adjusted weight.
+
+``discard_zeroise=True`` is the ablation "No Zeroise": Zeroise takes part in neither the
+edge scores nor the operation choice.
+
+(The reference implementation divides edge row 0 instead of the Zeroise column, so its
+gamma has no effect on the result; this module implements the paper's intent.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from larq_bnas._io import read_json
+from larq_bnas.genotypes import Genotype
+from larq_bnas.ops import PRIMITIVES, ZEROISE
+
+NODES = 4
+
+
+def softmax(alpha: np.ndarray) -> np.ndarray:
+    """Row-wise softmax."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    e = np.exp(alpha - alpha.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def adjusted_weights(alpha: np.ndarray, gamma: float = 1.0,
+                     layer_set: Sequence[str] = PRIMITIVES,
+                     discard_zeroise: bool = False) -> np.ndarray:
+    """softmax(alpha) per row with Zeroise's weight divided by gamma (or, with
+    ``discard_zeroise``, set to -inf so it is never chosen)."""
+    weights = softmax(alpha)
+    if ZEROISE in layer_set:
+        z = list(layer_set).index(ZEROISE)
+        weights[:, z] = -np.inf if discard_zeroise else weights[:, z] / gamma
+    return weights
+
+
+def _derive_cell(alpha: np.ndarray, gamma: float, layer_set: Sequence[str],
+                 discard_zeroise: bool) -> list[tuple[str, int]]:
+    weights = adjusted_weights(alpha, gamma, layer_set, discard_zeroise)
+    pairs: list[tuple[str, int]] = []
+    start = 0
+    for node in range(NODES):
+        n_inputs = node + 2
+        rows = weights[start:start + n_inputs]
+        scores = rows.max(axis=1)
+        # Highest score first; ties keep the earlier input (a stable sort).
+        edges = sorted(range(n_inputs), key=lambda j: -scores[j])[:2]
+        for j in edges:
+            pairs.append((layer_set[int(np.argmax(rows[j]))], j))
+        start += n_inputs
+    return pairs
+
+
+def _check_alpha(name: str, alpha: Any, layer_set: Sequence[str]) -> np.ndarray:
+    array = np.asarray(alpha, dtype=np.float64)
+    edges = sum(i + 2 for i in range(NODES))
+    if array.shape != (edges, len(layer_set)):
+        raise ValueError(
+            f"{name} must have shape ({edges}, {len(layer_set)}) (edges x operations of the "
+            f"layer set {list(layer_set)}), got {array.shape}"
+        )
+    return array
+
+
+def derive_genotype(
+    alpha_normal: Any,
+    alpha_reduce: Any,
+    gamma: float = 1.0,
+    layer_set: Sequence[str] = PRIMITIVES,
+    discard_zeroise: bool = False,
+    name: str | None = None,
+) -> Genotype:
+    """The genotype of the normal and reduction cell for architecture parameters.
+
+    Args:
+        alpha_normal, alpha_reduce: arrays of shape (14, len(layer_set)) (raw alphas,
+            before the softmax).
+        gamma: the transferability parameter (> 0); Zeroise's weight is divided by it.
+        layer_set: operation names of the alpha columns.
+        discard_zeroise: never keep Zeroise (ablation "No Zeroise").
+        name: the genotype's name.
+    """
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    layer_set = tuple(layer_set)
+    if discard_zeroise and all(op == ZEROISE for op in layer_set):
+        raise ValueError("discard_zeroise leaves no operation in the layer set")
+    normal = _derive_cell(_check_alpha("alpha_normal", alpha_normal, layer_set), gamma,
+                          layer_set, discard_zeroise)
+    reduce = _derive_cell(_check_alpha("alpha_reduce", alpha_reduce, layer_set), gamma,
+                          layer_set, discard_zeroise)
+    return Genotype(normal=normal, reduce=reduce, name=name)
+
+
+def format_gamma(gamma: float) -> str:
+    """1.0 -> "1", 3.0 -> "3", 1.5 -> "1.5" (as in ``genotype_gamma{G}.json``)."""
+    return f"{float(gamma):g}"
+
+
+def load_alphas(path: str | os.PathLike, epoch: int | None = None) -> dict[str, Any]:
+    """Read architecture parameters saved by a search.
+
+    Accepts ``alphas_final.json`` (one set) and ``alphas.json`` (the per-epoch history;
+    the last epoch unless ``epoch`` is given). Returns a dict with ``alpha_normal``,
+    ``alpha_reduce`` (numpy arrays), ``layer_set`` and ``epoch``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Alphas file {str(path)!r} does not exist")
+    try:
+        data = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a JSON alphas file: {err}") from None
+    if not isinstance(data, dict) or "alpha_normal" not in data or "alpha_reduce" not in data:
+        raise ValueError(
+            f"{path} holds no architecture parameters (expected the keys alpha_normal and "
+            "alpha_reduce, as in a search's alphas_final.json or alphas.json)"
+        )
+    layer_set = tuple(data.get("layer_set", PRIMITIVES))
+    normal, reduce = np.asarray(data["alpha_normal"]), np.asarray(data["alpha_reduce"])
+    epochs = data.get("epochs")
+    if normal.ndim == 3:  # a history: epochs x edges x ops
+        if epoch is None:
+            index = len(normal) - 1
+        else:
+            if epochs is None or epoch not in epochs:
+                raise ValueError(f"Epoch {epoch} is not in {path}; it holds epochs {epochs}")
+            index = list(epochs).index(epoch)
+        return {"alpha_normal": normal[index], "alpha_reduce": reduce[index],
+                "layer_set": layer_set,
+                "epoch": epochs[index] if epochs is not None else index}
+    if epoch is not None and data.get("epoch") != epoch:
+        raise ValueError(f"{path} holds the alphas of epoch {data.get('epoch')}, not {epoch}")
+    return {"alpha_normal": normal, "alpha_reduce": reduce, "layer_set": layer_set,
+            "epoch": data.get("epoch")}
+
+
+def derive_from_file(path: str | os.PathLike, gamma: float = 1.0,
+                     discard_zeroise: bool = False, epoch: int | None = None) -> Genotype:
+    """``derive_genotype`` on the alphas saved in ``path`` (see ``load_alphas``)."""
+    alphas = load_alphas(path, epoch)
+    suffix = "_nozeroise" if discard_zeroise else ""
+    return derive_genotype(alphas["alpha_normal"], alphas["alpha_reduce"], gamma,
+                           alphas["layer_set"], discard_zeroise,
+                           name=f"searched_gamma{format_gamma(gamma)}{suffix}")

@@ -1,0 +1,266 @@
+"""The papers' experiments as studies: registry, CLI errors, paper-scale data check, the
+XNOR-Net baselines in the zoo, and every toy study end to end (slow)."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from larq_bnas.cli import main
+from larq_bnas.studies import STUDIES, paper_cost, run_study, study_names
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+# --- registry and CLI errors ----------------------------------------------------------
+
+def test_registry_names_the_five_studies_with_their_paper_cost():
+    assert study_names() == ["layer-types", "baselines", "ablations", "naive-vs-melius",
+                             "optimizers"]
+    datasets = {name: paper_cost(name).dataset for name in STUDIES}
+    assert datasets == {"layer-types": "cifar10", "baselines": "cifar10",
+                        "ablations": "cifar10", "naive-vs-melius": "imagenet2012",
+                        "optimizers": "imagenet2012"}
+    assert "10 hours" in paper_cost("ablations").gpu_hours  # the paper's search cost
+    assert "40 epochs" in paper_cost("naive-vs-melius").schedule
+
+
+@pytest.mark.parametrize("args, message", [
+    (["study", "nope", "-o", "x"], "Unknown study 'nope'; valid studies are: layer-types"),
+    (["study", "baselines", "--scale", "huge", "-o", "x"],
+     "Unknown scale 'huge'; valid scales are: toy, paper"),
+    (["study", "baselines", "--epochs", "0", "-o", "x"], "--epochs"),
+    (["study", "baselines"], "Missing option '--output'"),
+])
+def test_cli_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_library_errors_name_the_valid_values(tmp_path):
+    with pytest.raises(ValueError, match="Unknown study 'x'; valid studies are: layer-types"):
+        run_study("x", "toy", tmp_path)
+    with pytest.raises(ValueError, match="Unknown scale 'big'; valid scales are: toy, paper"):
+        run_study("baselines", "big", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_paper_scale_prints_its_cost_and_fails_cleanly_without_the_data(tmp_path, name):
+    out = tmp_path / "out"
+    result = run("study", name, "--scale", "paper", "--data-dir", tmp_path / "tfds", "-o", out)
+    assert result.exit_code == 2, result.output
+    cost = paper_cost(name)
+    assert f"dataset: {cost.dataset}" in result.output
+    assert "estimated GPU time:" in result.output and "schedule:" in result.output
+    assert f"Dataset '{cost.dataset}' is not prepared" in result.output
+    assert "--scale toy" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()  # nothing written, nothing trained
+
+
+# --- the XNOR-Net baselines in the zoo ----------------------------------------------
+
+def _expected_resnet_macs(blocks, channels, stem, size):
+    """Binary and float multiply-accumulates of an XNOR ResNet, counted by hand."""
+    binary, c_in, s = 0, stem, size
+    for stage, (n, c) in enumerate(zip(blocks, channels, strict=True)):
+        for block in range(n):
+            stride = 2 if stage > 0 and block == 0 else 1
+            s //= stride
+            binary += 9 * c_in * c * s * s + 9 * c * c * s * s
+            if stride == 2 or c_in != c:
+                binary += c_in * c * s * s  # the 1x1 shortcut
+            c_in = c
+    return binary, 9 * 3 * stem * size * size
+
+
+def test_xnor_baselines_are_zoo_models_binarized_the_xnor_net_way():
+    import larq as lq
+
+    from larq_bnas import zoo
+    from larq_bnas.costs import model_costs
+    from larq_bnas.zoo.baselines import XNORWRN40, XNORResNet18, XNORResNet34
+
+    assert {"xnor-resnet18", "xnor-resnet34", "xnor-wrn40"} <= set(zoo.model_names())
+    for name, constructor in (("xnor-resnet18", XNORResNet18), ("xnor-resnet34", XNORResNet34),
+                              ("xnor-wrn40", XNORWRN40)):
+        spec = zoo.get_spec(name)
+        assert constructor.__name__ == spec.constructor
+        assert spec.dataset == "cifar10" and spec.input_shape == (32, 32, 3)
+        assert "top1" not in spec.paper and "ops" not in spec.paper  # no invented figures
+    assert zoo.get_spec("xnor-resnet34").config.blocks == (3, 4, 6, 3)
+    assert zoo.get_spec("xnor-wrn40").config.blocks == (6, 6, 6)
+
+    model = XNORResNet18(input_shape=(16, 16, 3), width=0.25, num_classes=7)
+    assert model.output_shape == (None, 7)
+    report = model_costs(model)
+    float_layers = [layer.name for layer in report.layers
+                    if layer.kind in ("Conv2D", "Dense") and not layer.binary]
+    assert float_layers == ["stem_conv", "classifier"]  # first conv and last dense only
+    quant = [layer for layer in model.submodules if isinstance(layer, lq.layers.QuantConv2D)]
+    assert len(quant) == 16 + 3  # 8 blocks x 2 convs + 3 shortcuts
+    for layer in quant:  # sign inputs, sign(W) * mean|W| per output channel
+        assert type(layer.kernel_quantizer).__name__ == "MagnitudeAwareSign"
+        assert type(layer.input_quantizer).__name__ == "SteSign"
+    binary, flops = _expected_resnet_macs((2, 2, 2, 2), (16, 32, 64, 128), 16, 16)
+    assert report.bops == binary and report.flops == flops
+    assert report.ops == pytest.approx(binary / 64 + flops)
+
+
+def test_xnor_wrn40_shape_and_build_by_name():
+    from larq_bnas import zoo
+    from larq_bnas.costs import model_costs
+
+    model = zoo.build("xnor-wrn40", input_shape=(16, 16, 3), width=0.125)
+    report = model_costs(model)
+    binary, flops = _expected_resnet_macs((6, 6, 6), (8, 16, 32), 4, 16)
+    assert report.bops == binary and report.flops == flops
+    assert report.binary_convs == 36 + 3  # stem 16 -> 64 channels needs a shortcut too
+    with pytest.raises(ValueError, match="stage_channels needs one entry per stage"):
+        zoo.build("xnor-resnet18", blocks=(2, 2))
+
+
+# --- toy studies end to end ---------------------------------------------------------
+
+def _table(out, name):
+    stem = name.replace("-", "_")
+    for ext in ("csv", "json", "png"):
+        assert (out / f"{stem}.{ext}").stat().st_size > 0, ext
+    with open(out / f"{stem}.csv") as f:
+        rows = list(csv.DictReader(f))
+    table = json.loads((out / f"{stem}.json").read_text())
+    assert table["scale"] == "toy" and "NOT the papers' numbers" in table["note"]
+    assert [list(r) for r in rows][0] == table["columns"]
+    assert len(rows) == len(table["rows"])
+    return rows, table
+
+
+def _accuracy(value):
+    value = float(value)
+    assert 0.0 <= value <= 1.0
+    return value
+
+
+@pytest.mark.slow
+def test_layer_types_toy_study_and_resume(tmp_path):
+    out = tmp_path / "lt"
+    result = run("study", "layer-types", "--epochs", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[layer-types ") == 12  # one progress line per unit
+    assert "[layer-types] table:" in result.output
+    rows, table = _table(out, "layer-types")
+    assert [r["layer_type"] for r in rows] == ["conv_3x3", "conv_5x5", "dil_conv_3x3",
+                                               "dil_conv_5x5", "sep_conv_3x3", "sep_conv_5x5"]
+    for r in rows:
+        _accuracy(r["float_top1"]), _accuracy(r["binary_top1"])
+        assert float(r["drop"]) == pytest.approx(
+            float(r["float_top1"]) - float(r["binary_top1"]), abs=1e-5)
+        assert float(r["binary_ops"]) < float(r["float_ops"])  # BOPs count 1/64
+    assert table["dense_precision"] == "float"
+    assert len(list((out / "units").glob("*.json"))) == 12
+
+    # A second run without --resume is refused; with --resume every unit is skipped.
+    again = run("study", "layer-types", "--epochs", "1", "-o", out)
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = run("study", "layer-types", "--epochs", "1", "-o", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("(finished earlier, skipped)") == 12
+    assert _table(out, "layer-types")[0] == rows
+    other = run("study", "layer-types", "--epochs", "2", "-o", out, "--resume")
+    assert other.exit_code == 2 and "same --scale and --epochs" in other.output
+
+
+@pytest.mark.slow
+def test_baselines_toy_study(tmp_path):
+    out = tmp_path / "bl"
+    result = run("study", "baselines", "--epochs", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows, table = _table(out, "baselines")
+    assert [r["model"] for r in rows] == ["xnor-resnet18", "xnor-resnet34", "xnor-wrn40",
+                                          "bnas-mini", "bnas-a", "bnas-b", "bnas-c"]
+    for r in rows:
+        _accuracy(r["test_top1"])
+        assert float(r["ops"]) > float(r["trained_ops"]) > 0
+    by_name = {r["model"]: r for r in rows}
+    assert float(by_name["bnas-a"]["paper_top1"]) == 92.70
+    assert by_name["xnor-resnet18"]["paper_top1"] == ""
+    # the cost report at 32 x 32: ResNet18's binary convs counted by hand
+    binary, flops = _expected_resnet_macs((2, 2, 2, 2), (64, 128, 256, 512), 64, 32)
+    assert int(by_name["xnor-resnet18"]["bops"]) == binary
+    assert int(by_name["xnor-resnet18"]["flops"]) == flops
+    assert table["cost_input_shape"] == [32, 32, 3]
+
+
+@pytest.mark.slow
+def test_naive_vs_melius_toy_study_and_resume_of_a_missing_unit(tmp_path):
+    out = tmp_path / "nvm"
+    result = run("study", "naive-vs-melius", "--epochs", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows, table = _table(out, "naive-vs-melius")
+    assert [r["model"] for r in rows] == ["meliusnet", "naive"]
+    assert [r["block"] for r in rows] == ["melius", "naive"]
+    for r in rows:
+        _accuracy(r["test_top1"])
+    ops = [float(r["ops"]) for r in rows]
+    assert abs(ops[0] - ops[1]) / ops[0] < 0.02  # matched OPs, as in the supplement
+    assert [len(v) for v in table["curves"].values()] == [2, 2]  # one point per epoch
+
+    # As if killed while training "naive": only that unit runs again.
+    (out / "units" / "naive.json").unlink()
+    lines = []
+    again = run_study("naive-vs-melius", "toy", out, resume=True, epochs=2, echo=lines.append)
+    assert "skipped" in lines[0] and "naive" in lines[1] and "skipped" not in lines[1]
+    assert again.rows[0]["test_top1"] == pytest.approx(float(rows[0]["test_top1"]))
+    assert json.loads((out / "units" / "naive.json").read_text())["test_top1"] == (
+        pytest.approx(float(rows[1]["test_top1"])))  # the finished run's results, reused
+
+
+@pytest.mark.slow
+def test_optimizers_toy_study(tmp_path):
+    out = tmp_path / "opt"
+    result = run("study", "optimizers", "--epochs", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows, table = _table(out, "optimizers")
+    # 3 optimizers x 2 layers x 2 epochs
+    assert len(rows) == 12
+    assert {r["optimizer"] for r in rows} == {"adam", "radam", "sgd"}
+    first = {r["layer_name"] for r in rows if r["layer"] == "first"}
+    last = {r["layer_name"] for r in rows if r["layer"] == "last"}
+    assert first == {"section_0_block_0_dense_binconv"}
+    assert last == {"section_2_block_1_improve_binconv"}
+    for r in rows:
+        _accuracy(r["test_top1"])
+        assert 0 <= float(r["p50"]) <= float(r["p90"]) <= float(r["p95"]) <= float(r["p99"])
+        assert float(r["p99"]) <= float(r["max"])
+    assert set(table["final_test_top1"]) == {"adam", "radam", "sgd"}
+
+
+@pytest.mark.slow
+def test_ablations_toy_study_searches_derives_and_trains(tmp_path):
+    out = tmp_path / "ab"
+    result = run("study", "ablations", "--epochs", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[ablations ") == 4 + 6  # 4 searches, 6 trainings
+    rows, table = _table(out, "ablations")
+    by = {r["variant"]: r for r in rows}
+    assert list(by) == ["full", "no_skip", "no_zeroise", "no_diversity", "no_dilated",
+                        "with_sep"]
+    for r in rows:
+        _accuracy(r["test_top1"])
+    assert by["no_skip"]["inter_cell_skip"] == "False"
+    assert by["no_skip"]["normal"] == by["full"]["normal"]  # same searched cell
+    assert by["no_zeroise"]["zeroise_kept"] == "0"
+    assert "none:" not in by["no_zeroise"]["normal"] + by["no_zeroise"]["reduce"]
+    assert float(by["no_diversity"]["diversity_lambda"]) == 0.0
+    assert "dil_conv" not in by["no_dilated"]["normal"] + by["no_dilated"]["reduce"]
+    assert float(by["full"]["paper_top1"]) == 92.70
+    assert float(by["no_skip"]["paper_top1"]) == 61.23
+    searches = json.loads((out / "runs" / "search_with_sep" / "state.json").read_text())
+    assert "sep_conv_3x3" in searches["options"]["layer_set"]
+    assert table["search"]["epochs"] == 1
