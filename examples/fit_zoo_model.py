@@ -3,11 +3,13 @@ with the sign-flip counter of the MeliusNet optimizer study attached.
 
     python examples/fit_zoo_model.py            # BNAS-Mini on the embedded digits
     python examples/fit_zoo_model.py --tiny     # a few seconds (what the tests run)
+    LARQ_BNAS_EXAMPLE_TINY=1 python examples/fit_zoo_model.py   # the same
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import tensorflow as tf
 from sklearn.datasets import load_digits
@@ -50,4 +52,4 @@ def main(tiny: bool = False) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true")
-    main(parser.parse_args().tiny)
+    main(parser.parse_args().tiny or bool(os.environ.get("LARQ_BNAS_EXAMPLE_TINY")))

@@ -185,8 +185,11 @@ def check_dataset(dataset: str, data_dir: str | None = None) -> None:
     try:
         data.info(dataset, data_dir)
     except data.DatasetNotFoundError as err:
+        # The data module's hint names `--dataset digits`, an option studies do not have.
+        message = str(err).replace(" Without data, use the embedded dataset: --dataset "
+                                   "digits.", "")
         raise data.DatasetNotFoundError(
-            f"{err} For a study without that data, use --scale toy (scale='toy')."
+            f"{message} For a study without that data, use --scale toy (scale='toy')."
         ) from None
 
 

@@ -4,15 +4,24 @@
 """
 
 from larq_bnas.training.distribute import get_strategy
+from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.optimizers import RAdam
 from larq_bnas.training.recipes import RECIPES, Recipe, add_weight_decay, get_recipe
-from larq_bnas.training.schedules import CosineRestarts, OneCycle, StepDrops, WarmupCosine
+from larq_bnas.training.schedules import (
+    CosineRestarts,
+    MomentumCycle,
+    OneCycle,
+    StepDrops,
+    WarmupCosine,
+    schedule_of,
+)
 from larq_bnas.training.trainer import DIGITS_DEFAULTS, evaluate, save_weights, train
 
 __all__ = [
     "DIGITS_DEFAULTS",
     "RECIPES",
     "CosineRestarts",
+    "MomentumCycle",
     "OneCycle",
     "RAdam",
     "Recipe",
@@ -22,6 +31,9 @@ __all__ = [
     "evaluate",
     "get_recipe",
     "get_strategy",
+    "lean_graphs",
+    "recompute_binary_ops",
     "save_weights",
+    "schedule_of",
     "train",
 ]

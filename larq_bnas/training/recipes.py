@@ -26,6 +26,7 @@ from larq_bnas.training.schedules import (
     OneCycle,
     StepDrops,
     WarmupCosine,
+    schedule_of,
 )
 
 
@@ -130,8 +131,8 @@ def _bnas_cifar(epochs: int, steps: int) -> tf.keras.optimizers.Optimizer:
 
 
 def _momentum_cycle(optimizer: tf.keras.optimizers.Optimizer) -> list:
-    lr = optimizer.learning_rate if hasattr(optimizer, "learning_rate") else None
-    return [MomentumCycle(lr)] if isinstance(lr, OneCycle) else []
+    schedule = schedule_of(optimizer)
+    return [MomentumCycle(schedule)] if isinstance(schedule, OneCycle) else []
 
 
 def _warmup(epochs: int) -> int:

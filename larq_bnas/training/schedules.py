@@ -101,6 +101,19 @@ class StepDrops(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"initial": self.initial, "boundaries": self.boundaries, "factor": self.factor}
 
 
+def schedule_of(optimizer: tf.keras.optimizers.Optimizer) -> Any:
+    """The ``LearningRateSchedule`` an optimizer was built with, or None (legacy
+    optimizers return it as ``learning_rate``; new ones keep it in ``_learning_rate``)."""
+    for attr in ("_learning_rate", "learning_rate"):
+        try:
+            value = getattr(optimizer, attr, None)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if isinstance(value, tf.keras.optimizers.schedules.LearningRateSchedule):
+            return value
+    return None
+
+
 class MomentumCycle(tf.keras.callbacks.Callback):
     """Set SGD momentum from a ``OneCycle`` schedule after every batch."""
 

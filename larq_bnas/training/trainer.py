@@ -33,6 +33,7 @@ from larq_bnas.checkpointing import EpochLog, RunDirectory
 from larq_bnas.training.distribute import get_strategy, is_chief
 from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.recipes import get_recipe
+from larq_bnas.training.schedules import schedule_of
 
 #: Defaults that make the embedded dataset train well in minutes on 2 CPU cores.
 DIGITS_DEFAULTS = {"recipe": "digits", "epochs": 12, "batch_size": 64, "input_size": 16}
@@ -120,8 +121,11 @@ def save_weights(model: tf.keras.Model, path: str | os.PathLike) -> Path:
 def _save_model(model: tf.keras.Model, path: Path) -> bool:
     """The whole model as .h5 (architecture + weights), atomically; False if it cannot be
     serialised (e.g. a model subclass without a config)."""
+    import warnings
+
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
             model.save(str(tmp), include_optimizer=False, save_format="h5")
     except (NotImplementedError, TypeError, ValueError) as error:
         tf.get_logger().warning("Not saving the whole model to %s: %s", path, error)
@@ -167,8 +171,8 @@ def evaluate(
 def _lr_curve(optimizer: tf.keras.optimizers.Optimizer, epochs: int,
               steps: int) -> list[tuple[float, float]] | None:
     """The learning rate over training as (epoch, lr) points, from the schedule."""
-    schedule = getattr(optimizer, "learning_rate", None)
-    if not isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule):
+    schedule = schedule_of(optimizer)
+    if schedule is None:
         return None
     total = epochs * steps
     points = np.unique(np.linspace(0, max(total - 1, 0), num=min(total, 400)).astype(int))
