@@ -7,6 +7,10 @@ import click
 from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model_options
 
 
+def _e8(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e8:.2f}e8"
+
+
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "-" if value is None else f"{value / scale:.{digits}f}"
 
@@ -49,8 +53,8 @@ def list_models(as_json: bool) -> None:
     for r in rows:
         click.echo(
             f"{r['name']:<16} {r['constructor']:<15} {r['dataset']:<13} "
-            f"{_fmt(r['paper_top1']):>6} {_fmt(r['paper_ops'], 1e8):>8}e8 "
-            f"{_fmt(r.get('our_ops'), 1e8):>7}e8 "
+            f"{_fmt(r['paper_top1']):>6} {_e8(r['paper_ops']):>10} "
+            f"{_e8(r.get('our_ops')):>9} "
             f"{_fmt(r.get('our_ops_paper'), 1e8) + 'e8' if r.get('our_ops_paper') else '':>16} "
             f"{_fmt(r.get('our_size_mib')):>9} {r.get('our_trainable_params', 0):>12,}"
         )
