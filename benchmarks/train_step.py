@@ -1,8 +1,10 @@
 """Training throughput and peak memory of BNAS-A (CIFAR size 32x32, batch 64, 10 classes).
 
 Each mode runs in its own process (so the peak memory, ``ru_maxrss``, belongs to that
-mode) and prints the median seconds per training step after two warm-up steps that trace
-or compile, images per second and the peak memory. Modes:
+mode) and prints the median (and minimum) wall seconds per training step after two
+warm-up steps that trace or compile, the CPU seconds per step (less sensitive to other
+processes on a shared machine), images per second from the median, and the peak memory.
+Modes:
 
 - ``plain``: ``model.compile`` + ``train_on_batch``, nothing else;
 - ``lean``: what ``larq_bnas.training.train`` does by default: binary operations
@@ -56,14 +58,16 @@ def measure(mode: str, steps: int, batch: int) -> dict[str, float | str]:
         model.train_on_batch(x, y)  # trace (and compile)
         first = time.perf_counter() - start
         model.train_on_batch(x, y)
-        times = []
+        times, cpu = [], []
         for _ in range(steps):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.train_on_batch(x, y)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     step = statistics.median(times)
     return {"mode": mode, "batch": batch, "first_step_s": first, "step_s": step,
             "min_step_s": min(times), "images_per_s": batch / step,
+            "cpu_s_per_step": statistics.median(cpu),
             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
@@ -89,7 +93,8 @@ def main() -> None:
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(f"BNAS-A train step, batch {r['batch']}, 32x32, {r['mode']:8s}: "
-              f"{r['step_s']:.2f} s/step (min {r['min_step_s']:.2f}, first {r['first_step_s']:.0f} s)"
+              f"{r['step_s']:.2f} s/step (min {r['min_step_s']:.2f}, first {r['first_step_s']:.0f} s, "
+              f"CPU {r['cpu_s_per_step']:.2f} s/step)"
               f", {r['images_per_s']:.1f} images/s = "
               f"{r['images_per_s'] / REFERENCE_IMAGES_PER_S:.2f}x the PyTorch reference; "
               f"peak {r['peak_gb']:.2f} GB = {r['peak_gb'] / REFERENCE_PEAK_GB:.2f}x its "
