@@ -64,6 +64,39 @@ def test_paper_scale_prints_its_cost_and_fails_cleanly_without_the_data(tmp_path
     assert not out.exists()  # nothing written, nothing trained
 
 
+def test_lean_autograph_is_scoped_and_trains_the_same_weights():
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.autograph.core import config
+
+    from larq_bnas.studies.common import lean_autograph
+    from larq_bnas.zoo.baselines import XNORResNet
+
+    def fit_once():
+        tf.keras.utils.set_random_seed(1)
+        model = XNORResNet(input_shape=(8, 8, 3), blocks=(1, 1), stage_channels=(8, 16),
+                           stem_channels=8)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        x = np.random.RandomState(0).randn(16, 8, 8, 3).astype("float32")
+        y = np.arange(16) % 10
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        return model.get_weights()
+
+    import larq as lq
+    from tensorflow.python.autograph.impl.conversion import is_allowlisted
+
+    rules = config.CONVERSION_RULES
+    library_code = (tf.keras.layers.Dense.call, lq.quantizers.SteSign.call)
+    assert not any(is_allowlisted(f) for f in library_code)  # converted by default
+    with lean_autograph():
+        assert all(is_allowlisted(f) for f in library_code)  # called as they are
+        lean = fit_once()
+    assert config.CONVERSION_RULES is rules  # restored
+    plain = fit_once()
+    for a, b in zip(lean, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 # --- the XNOR-Net baselines in the zoo ----------------------------------------------
 
 def _expected_resnet_macs(blocks, channels, stem, size):
