@@ -20,9 +20,14 @@ def _tiny():
 
 
 class _BruteForce(tf.keras.callbacks.Callback):
-    def __init__(self):
+    """Record the signs after every batch in NumPy and count the changes. Placed before
+    the counter, its on_epoch_end also sees the counter's per-weight counts."""
+
+    def __init__(self, counter):
         super().__init__()
+        self.counter = counter
         self.per_epoch = []
+        self.counted = []
 
     def on_train_begin(self, logs=None):
         self.prev = self._signs()
@@ -41,6 +46,7 @@ class _BruteForce(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.per_epoch.append(self.count.copy())
+        self.counted.append(self.counter.counts()["b1"])
 
 
 def test_counts_match_a_brute_force_count(tmp_path):
@@ -49,10 +55,13 @@ def test_counts_match_a_brute_force_count(tmp_path):
     x = rng.randn(64, 6, 6, 2).astype("float32")
     y = rng.randint(0, 3, 64)
     counter = WeightFlipCounter(json_path=tmp_path / "flips.json", csv_path=tmp_path / "f.csv")
-    brute = _BruteForce()
+    brute = _BruteForce(counter)
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[brute, counter])
     assert len(brute.per_epoch) == 2
     assert brute.per_epoch[0].sum() > 0  # the test is meaningful: signs did flip
+    for expected, counted in zip(brute.per_epoch, brute.counted, strict=True):
+        np.testing.assert_array_equal(counted, expected)  # every weight's count
+        assert counted.dtype == np.int32
     records = json.loads((tmp_path / "flips.json").read_text())
     for epoch, expected in enumerate(brute.per_epoch):
         rows = {r["layer"]: r for r in records if r["epoch"] == epoch + 1}

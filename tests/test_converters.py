@@ -128,7 +128,6 @@ def test_report_fully_accelerated(tiny):
     json.dumps(report)  # JSON-serializable as it is
 
 
-@pytest.mark.slow
 def test_report_explains_what_stayed_float():
     model = _edge_model()
     converters.randomize_batchnorm(model)
@@ -164,7 +163,6 @@ def test_zero_padding_converts_on_arm_but_not_on_xcore():
          "reason": "zero padding is not supported on xcore: build with pad_values=1.0"}]
 
 
-@pytest.mark.slow
 def test_untrained_batchnorm_keeps_dilated_convs_float_and_random_stats_fix_it():
     """Two dilated binary convs on one input: with fresh (identical) BatchNorms TensorFlow
     merges the branches, the shared SpaceToBatchND stops LCE's fusion; trained-like

@@ -301,6 +301,13 @@ def test_train_refuses_a_model_with_the_wrong_classes(tmp_path):
         train(model, output_dir=tmp_path / "o", epochs=1)
 
 
+def test_cli_help_names_every_recipe():
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split()).replace("- ", "-")  # (click wraps at hyphens)
+    assert all(name in text for name in RECIPES)
+
+
 def test_cli_refuses_to_overwrite_a_run(tmp_path):
     from larq_bnas.checkpointing import RunDirectory
 

@@ -12,10 +12,14 @@ from larq_bnas.cli._common import echo_json, model_kwargs, model_options
 @click.option("--dataset", default="digits", show_default=True,
               help="digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.")
 @click.option("--recipe", default=None,
-              help="Training recipe (default: digits for the embedded set, else bnas-cifar).")
+              help="Training recipe: digits, bnas-cifar, bnas-imagenet, meliusnet-imagenet, "
+                   "meliusnet-40, adam, radam, sgd (default: digits on the digits, else "
+                   "bnas-cifar).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs (default: 12 on digits, else the recipe's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Global batch size over all replicas (default: 64 on digits, else the "
+                   "recipe's).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
               help="Output directory (checkpoints, weights, history, curves, results).")
 @click.option("--resume", is_flag=True, help="Continue the run found in --output.")

@@ -20,12 +20,12 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from larq_bnas._autograph import lean_autograph  # noqa: F401  (re-exported)
 from larq_bnas._io import atomic_path, read_json, write_json, write_text
 
 SCALES = ("toy", "paper")
@@ -191,30 +191,6 @@ def check_dataset(dataset: str, data_dir: str | None = None) -> None:
         raise data.DatasetNotFoundError(
             f"{message} For a study without that data, use --scale toy (scale='toy')."
         ) from None
-
-
-@contextmanager
-def lean_autograph() -> Iterator[None]:
-    """Let AutoGraph call tf-keras and larq code as it is, instead of converting it.
-
-    TensorFlow exempts its own modules and the ``keras`` package from AutoGraph
-    conversion, but not ``tf_keras`` (the legacy Keras that TF 2.16 runs here) or larq,
-    so the first ``fit`` of a deep binary network spends about half of its graph-building
-    time converting library code (measured: 45 s -> 22 s for a 16-block ResNet on this
-    machine). Neither library needs the conversion: Keras 2 was exempt under its old
-    name, and larq's layers branch on Python values only. Code of any other module
-    (user layers, custom train steps) is converted as before. The setting is restored
-    on exit.
-    """
-    from tensorflow.python.autograph.core import config
-
-    saved = config.CONVERSION_RULES
-    config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"), config.DoNotConvert("larq"),
-                               *saved)
-    try:
-        yield
-    finally:
-        config.CONVERSION_RULES = saved
 
 
 def write_table(csv_path: Path, json_path: Path, columns: Sequence[str],

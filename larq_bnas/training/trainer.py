@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_bnas import data
+from larq_bnas._autograph import lean_autograph
 from larq_bnas._io import atomic_path, read_json, write_json
 from larq_bnas.checkpointing import EpochLog, RunDirectory
 from larq_bnas.training.distribute import get_strategy, is_chief
@@ -163,7 +164,8 @@ def evaluate(
     split = split or data.eval_split(dataset, data_dir)
     ds = data.load(dataset, split, input_size=size, batch_size=batch_size, data_dir=data_dir)
     keras_model.compile(loss="sparse_categorical_crossentropy", metrics=_metrics())
-    result = keras_model.evaluate(ds, verbose=0, return_dict=True)
+    with lean_autograph():
+        result = keras_model.evaluate(ds, verbose=0, return_dict=True)
     return {"top1": float(result["accuracy"]), "top5": float(result["top5"]),
             "loss": float(result["loss"]), "examples": data.num_examples(dataset, split, data_dir)}
 
@@ -227,7 +229,8 @@ def train(
             see ``benchmarks/train_step.py``).
         lean_memory: recompute the binary operations' intermediates in the backward pass
             and build graphs without constant folding (``larq_bnas.training.memory``):
-            about half the memory, same gradients.
+            about half the memory, same gradients. (Graphs are always built with
+            AutoGraph leaving tf-keras and larq code unconverted: ``lean_autograph``.)
         seed: seed of the initialisation and the data order.
         verbose: Keras ``fit`` verbosity.
         extra_callbacks: more Keras callbacks.
@@ -310,7 +313,7 @@ def train(
         callbacks.append(tf.keras.callbacks.TensorBoard(str(out / "tensorboard"),
                                                         write_graph=False))
     start = time.time()
-    with lean_graphs() if lean_memory else contextlib.nullcontext():
+    with lean_autograph(), lean_graphs() if lean_memory else contextlib.nullcontext():
         keras_model.fit(train_ds, validation_data=test_ds, epochs=epochs,
                         callbacks=callbacks, verbose=verbose)
         wall = time.time() - start
