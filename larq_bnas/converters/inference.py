@@ -2,8 +2,10 @@
 
 LCE ships several binary-convolution kernels; on x86 (no hand-written kernels) the choice
 decides whether a binary model beats its float version (lce.md: QuickNet 96 ms with the
-default kernel, 34 ms with the indirect BGEMM one). ``Predictor(kernel="auto")`` measures
-the choices once on the model and keeps the fastest.
+default kernel, 34 ms with the indirect BGEMM one). The ``native`` choice runs the same
+flatbuffer in TensorFlow Lite's interpreter with this library's own vectorised kernels
+for LCE's ops, compiled for the CPU at hand (``larq_bnas.converters.native``).
+``Predictor(kernel="auto")`` measures the choices once on the model and keeps the fastest.
 
 Measured choices are remembered per model file (its sha256), thread count and machine in
 ``kernel_cache_path()`` (``$LARQ_BNAS_CACHE_DIR/lce_kernels.json``, by default under
@@ -25,8 +27,9 @@ import numpy as np
 
 from larq_bnas._io import read_json, write_json
 
-#: name -> Interpreter keyword arguments
+#: name -> LCE Interpreter keyword arguments (``native``: larq_bnas's own kernels)
 KERNELS: dict[str, dict[str, bool]] = {
+    "native": {},
     "default": {},
     "indirect_bgemm": {"use_indirect_bgemm": True},
     "reference": {"use_reference_bconv": True},
@@ -37,7 +40,7 @@ KERNELS: dict[str, dict[str, bool]] = {
 
 #: The choices ``Predictor(kernel="auto")`` times (the reference kernel is for checking
 #: results, never the fastest on a real model).
-AUTO_KERNELS = ("default", "indirect_bgemm", "indirect_bgemm+xnnpack", "xnnpack")
+AUTO_KERNELS = ("native", "default", "indirect_bgemm", "indirect_bgemm+xnnpack", "xnnpack")
 
 
 def kernel_cache_path() -> Path:
@@ -92,12 +95,26 @@ def _load(source: bytes | str | os.PathLike) -> bytes:
 
 def make_interpreter(source: bytes | str | os.PathLike, *, threads: int = 2,
                      kernel: str = "default") -> Any:
-    """An LCE interpreter for ``source`` with one of ``KERNELS``."""
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
+    """An interpreter for ``source`` with one of ``KERNELS`` (LCE's ``Interpreter``, or a
+    ``NativeInterpreter`` for ``native``; both have ``predict`` and the shape/type
+    properties)."""
     if kernel not in KERNELS:
         raise ValueError(f"Unknown kernel {kernel!r}; valid kernels are: {', '.join(KERNELS)}")
+    if kernel == "native":
+        from larq_bnas.converters.native import NativeInterpreter
+
+        return NativeInterpreter(_load(source), num_threads=threads)
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
     return Interpreter(_load(source), num_threads=threads, **KERNELS[kernel])
+
+
+def _single_run(interpreter: Any, x: np.ndarray) -> Any:
+    """A callable that runs ``interpreter`` once on the single sample ``x``."""
+    if hasattr(interpreter, "invoke_one"):
+        return lambda: interpreter.invoke_one(x)
+    raw = interpreter.interpreter
+    return lambda: raw.predict([x])
 
 
 def _random_input(interpreter: Any, seed: int = 0) -> np.ndarray:
@@ -112,14 +129,13 @@ def _random_input(interpreter: Any, seed: int = 0) -> np.ndarray:
 def time_interpreter(interpreter: Any, *, warmup: int = 3, repeats: int = 20,
                      x: np.ndarray | None = None) -> dict[str, float]:
     """Batch-1 latency in ms: median, p10, p90 over ``repeats`` after ``warmup`` runs."""
-    x = _random_input(interpreter) if x is None else x
-    raw = interpreter.interpreter
+    run = _single_run(interpreter, _random_input(interpreter) if x is None else x)
     for _ in range(warmup):
-        raw.predict([x])
+        run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        raw.predict([x])
+        run()
         times.append((time.perf_counter() - start) * 1000)
     return _stats(times)
 
@@ -201,9 +217,7 @@ def benchmark(source: bytes | str | os.PathLike, *, threads: int = 2, warmup: in
 
 
 def _lce_runner(interpreter: Any) -> Any:
-    x = _random_input(interpreter)
-    raw = interpreter.interpreter
-    return lambda: raw.predict([x])
+    return _single_run(interpreter, _random_input(interpreter))
 
 
 def _tf_runner(interp: Any) -> Any:
