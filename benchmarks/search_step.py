@@ -6,7 +6,10 @@ second (64 training images per step, as the reference counts), the peak memory o
 process (``ru_maxrss``) and the ratio to the authors' PyTorch reference on the same
 machine kind (2 threads: 1.6 images/s, 40 s per step, 8.1 GB peak).
 
-    python benchmarks/search_step.py [--steps 5] [--xla on|off] [--unfused] [--threads 2]
+    python benchmarks/search_step.py [--steps 5] [--xla off|on] [--unfused] [--threads 2]
+
+Measured here (quiet 2-core machine, XLA off, fused): 6.15 s per step = 10.4 images/s
+(6.5x the reference), peak 4.04 GB (0.50x).
 
 Run one mode per process: peak memory is per process.
 """
@@ -33,7 +36,8 @@ REFERENCE_PEAK_GB = 8.1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up)")
-    parser.add_argument("--xla", choices=["on", "off"], default="on")
+    parser.add_argument("--xla", choices=["on", "off"], default="off",
+                        help="compile the step with XLA (slower to compile and to run here)")
     parser.add_argument("--unfused", action="store_true",
                         help="one Keras layer per edge and op (the reference's structure)")
     parser.add_argument("--threads", type=int, default=2)

@@ -95,9 +95,15 @@ def _export_inference_savedmodel(model: tf.keras.Model, directory: str) -> None:
     module = tf.Module()
     module.weights_ = list(model.variables)
     spec = tf.TensorSpec(shape, tf.float32, name="input")
-    module.serve = tf.function(
-        lambda x: {"output": model(x, training=False)}, input_signature=[spec]
-    )
+    width = len(str(len(model.outputs)))
+
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = model(x, training=False)
+        if isinstance(outputs, (list, tuple)):  # one signature key per output, in order
+            return {f"output_{i:0{width}d}": y for i, y in enumerate(outputs)}
+        return {"output": outputs}
+
+    module.serve = tf.function(serve, input_signature=[spec])
     tf.saved_model.save(
         module, directory, signatures={"serving_default": module.serve.get_concrete_function()}
     )

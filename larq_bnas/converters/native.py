@@ -16,6 +16,12 @@ clang++; ``-O3 -march=native``) into the cache directory (``$LARQ_BNAS_CACHE_DIR
 reused from there. Without a compiler, or for a model with int8 tensors in its LCE ops,
 ``NativeUnavailable`` says why and the other kernel choices remain.
 
+Tuning knobs, read when an interpreter is made (defaults measured here on BNAS-A, BNAS-D
+and QuickNet): ``LARQ_BNAS_NATIVE_MIN_WORK`` (2e4: ops with less work, in vector
+operations, run on the calling thread alone), ``LARQ_BNAS_NATIVE_SPIN`` (2000: pause
+instructions an idle worker spins before it sleeps), ``LARQ_BNAS_NATIVE_PROFILE`` (set:
+``NativeInterpreter.profile()`` reports time per LCE op kind).
+
 On a phone or a Raspberry Pi use LCE's own kernels (``lce_benchmark_model``, the C++
 runtime): they are the ones tuned for ARM.
 """
@@ -38,8 +44,11 @@ import numpy as np
 SOURCE_DIR = Path(__file__).with_name("native_src")
 SOURCES = ("lce_native.cc",)
 HEADERS = ("tflite_abi.h",)
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread",
-         "-ffp-contract=off", "-fvisibility=hidden")
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=off",
+         "-fvisibility=hidden")
+#: variant -> extra flags: ``native`` for this CPU, ``portable`` for any CPU of its kind
+#: (no vector popcount: the scalar code path)
+VARIANTS = {"native": ("-march=native",), "portable": ()}
 
 
 class NativeUnavailable(RuntimeError):
@@ -47,8 +56,10 @@ class NativeUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LARQ_BNAS_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "larq_bnas")
+    """Where the compiled library is kept: ``$LARQ_BNAS_NATIVE_CACHE``, else
+    ``$LARQ_BNAS_CACHE_DIR``, else ``~/.cache/larq_bnas``."""
+    root = (os.environ.get("LARQ_BNAS_NATIVE_CACHE") or os.environ.get("LARQ_BNAS_CACHE_DIR")
+            or os.path.join(os.path.expanduser("~"), ".cache", "larq_bnas"))
     return Path(root)
 
 
@@ -70,30 +81,38 @@ def _cpu_features() -> str:
     return platform.processor()
 
 
-def _digest(compiler: str) -> str:
+def _digest(compiler: str, flags: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for name in SOURCES + HEADERS:
         h.update((SOURCE_DIR / name).read_bytes())
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    for part in (version, " ".join(FLAGS), platform.machine(), _cpu_features()):
+    for part in (version, " ".join(flags), platform.machine(), _cpu_features()):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
 
-def build(*, force: bool = False, verbose: bool = False) -> Path:
-    """Compile the kernels for this machine (once; cached) and return the library's path."""
+def build(variant: str = "native", *, force: bool = False, verbose: bool = False) -> Path:
+    """Compile the kernels (once; cached) and return the library's path.
+
+    ``variant`` is ``native`` (``-march=native``: AVX-512 VPOPCNTDQ where the CPU has it)
+    or ``portable`` (the scalar code path, for checking it).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; valid variants are: "
+                         + ", ".join(VARIANTS))
     compiler = find_compiler()
     if compiler is None:
         raise NativeUnavailable(
             "No C++ compiler found for the native kernels (looked for $CXX, g++, clang++, "
             "c++): install one (e.g. `apt-get install g++`) or use an LCE kernel choice")
-    target = cache_dir() / f"lce_native-{_digest(compiler)}.so"
+    flags = (*FLAGS, *VARIANTS[variant])
+    target = cache_dir() / f"lce_native-{variant}-{_digest(compiler, flags)}.so"
     if target.exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".lce_native-", suffix=".so", dir=target.parent)
     os.close(fd)
-    command = [compiler, *FLAGS, "-o", tmp, *(str(SOURCE_DIR / s) for s in SOURCES)]
+    command = [compiler, *flags, "-o", tmp, *(str(SOURCE_DIR / s) for s in SOURCES)]
     if verbose:
         print(" ".join(command), flush=True)
     result = subprocess.run(command, capture_output=True, text=True)
@@ -103,7 +122,7 @@ def build(*, force: bool = False, verbose: bool = False) -> Path:
                                 + result.stderr.strip()[-2000:])
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)  # atomic: concurrent builds leave one complete library
-    for old in target.parent.glob("lce_native-*.so"):
+    for old in target.parent.glob(f"lce_native-{variant}-*.so"):
         if old != target:
             old.unlink(missing_ok=True)  # a build of older sources or another compiler
     return target
@@ -124,9 +143,9 @@ def _library(path: str) -> ctypes.CDLL:
     return lib
 
 
-def features() -> str:
+def features(variant: str = "native") -> str:
     """What the kernels were compiled to use here: ``avx512-vpopcntdq`` or ``portable``."""
-    return _library(str(build())).lce_native_features().decode()
+    return _library(str(build(variant))).lce_native_features().decode()
 
 
 #: tensor types the kernels take: op -> (first input, first output)
@@ -169,13 +188,14 @@ class NativeInterpreter:
     zero points, ``predict``), plus ``invoke_one(x)`` for timing a single sample.
     """
 
-    def __init__(self, flatbuffer: bytes, num_threads: int = 1, *, fuse: bool = True) -> None:
+    def __init__(self, flatbuffer: bytes, num_threads: int = 1, *, fuse: bool = True,
+                 variant: str = "native") -> None:
         import tensorflow as tf
 
         reason = unsupported(flatbuffer)
         if reason is not None:
             raise NativeUnavailable(f"The native kernels cannot run this model: {reason}")
-        path = str(build())
+        path = str(build(variant))
         self._lib = _library(path)
         self._flatbuffer = bytes(flatbuffer)  # the interpreter keeps pointers into it
         options = {"num_threads": str(int(num_threads)), "fuse": "1" if fuse else "0",

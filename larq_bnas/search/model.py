@@ -122,7 +122,7 @@ class SearchModel(Supernet):
         weight_decay: float = WEIGHT_DECAY,
         arch_learning_rate: float = ARCH_LR,
         arch_weight_decay: float = ARCH_WEIGHT_DECAY,
-        jit_compile: bool = True,
+        jit_compile: bool = False,
         **kwargs: Any,
     ) -> None:
         """Set up both optimizers (defaults: the paper's) and compile the search step.
@@ -134,7 +134,9 @@ class SearchModel(Supernet):
             weight_decay: L2 added to the weight gradients.
             arch_learning_rate: Adam's learning rate.
             arch_weight_decay: L2 added to the alpha gradients.
-            jit_compile: compile the step with XLA.
+            jit_compile: compile the step with XLA (off by default: on this 2-core CPU
+                the plain graph is faster and XLA's compile of the 8-cell supernet takes
+                minutes; see ``benchmarks/search_step.py``).
         """
         self.weight_lr, self.weight_lr_min = float(learning_rate), float(min_learning_rate)
         self.weight_decay, self.arch_weight_decay = float(weight_decay), float(arch_weight_decay)

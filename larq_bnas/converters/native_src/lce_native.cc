@@ -184,7 +184,7 @@ class Pool {
   const std::function<void(int)>* job_ = nullptr;
   int tasks_ = 0;
   int spin_ = 2000;
-  double min_work_ = 2e5;
+  double min_work_ = 2e4;
   bool stop_ = false;
 };
 
