@@ -146,7 +146,8 @@ def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
               input_size: int | None, num_classes: int | None) -> None:
     """Time batch-1 inference of an LCE flatbuffer with each kernel choice.
 
-    Each LCE kernel choice (default, indirect_bgemm, reference, xnnpack and
+    Each kernel choice (native: larq_bnas's own kernels for LCE's ops, compiled for
+    this CPU; LCE's default, indirect_bgemm, reference, xnnpack and
     indirect_bgemm+xnnpack) runs WARMUP times, then REPEATS timed runs; the median,
     p10 and p90 are shown and the fastest choice is remembered for this file (the
     library's Predictor uses it).
@@ -155,6 +156,7 @@ def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
     Examples:
       larq_bnas benchmark bnas_a.tflite --threads 2 --compare-float bnas_a_float.tflite
       larq_bnas benchmark quicknet.tflite --compare-float lqz:QuickNet --json
+      larq_bnas benchmark bnas_a.tflite --kernel native --kernel indirect_bgemm
     """
     from larq_bnas.converters import KERNELS
     from larq_bnas.converters import benchmark as run_benchmark

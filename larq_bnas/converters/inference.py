@@ -154,52 +154,65 @@ def benchmark(source: bytes | str | os.PathLike, *, threads: int = 2, warmup: in
 
     Every choice runs ``warmup`` times, then ``repeats`` timed batch-1 runs (median, p10,
     p90 in ms), in two rounds: all choices one after the other, then again in reverse
-    order (one more warm-up run each), so that a change in the load of a shared machine
-    falls on every choice alike. (Alternating single runs would be fairer still, but the
-    spinning worker threads of one interpreter then slow down the next one.) A choice
+    order, so that a change in the load of a shared machine falls on every choice alike.
+    Each block has its own fresh interpreter (warmed up again), and only one interpreter
+    lives at a time: the idle worker threads of one (LCE's ruy pool, XNNPACK's, the
+    native kernels') would otherwise spin beside the next and slow it down. A choice
     that cannot run the model (the default kernel refuses grouped binary convs) gets an
     ``error`` instead. With ``remember`` the fastest choice is recorded for
     ``Predictor(kernel="auto")``. ``float_source`` is a float TFLite of the same model,
     timed with TensorFlow's own interpreter (with its default XNNPACK delegate).
     """
+    import gc
+
     flatbuffer = _load(source)
     for name in kernels or ():
         if name not in KERNELS:
             raise ValueError(f"Unknown kernel {name!r}; valid kernels are: {', '.join(KERNELS)}")
     results: dict[str, Any] = {"threads": threads, "warmup": warmup, "repeats": repeats,
                                "machine": platform.machine(), "kernels": {}}
-    runners: dict[str, Any] = {}
+
+    def lce_maker(name: str) -> Any:
+        return lambda: _lce_runner(make_interpreter(flatbuffer, threads=threads, kernel=name))
+
+    makers: dict[str, Any] = {}
     for name in kernels or list(KERNELS):
-        try:
-            interpreter = make_interpreter(flatbuffer, threads=threads, kernel=name)
-            runners[name] = _lce_runner(interpreter)
-            for _ in range(warmup):
-                runners[name]()
+        try:  # a first interpreter and run, to know whether the choice runs the model
+            lce_maker(name)()()
+            makers[name] = lce_maker(name)
         except (RuntimeError, ValueError) as err:  # e.g. a kernel refusing grouped convs
-            runners.pop(name, None)
             results["kernels"][name] = {"error": str(err).strip().splitlines()[0]}
-    if not runners:
+        gc.collect()
+    if not makers:
         raise ValueError("No kernel choice could run this model: "
                          + "; ".join(v.get("error", "") for v in results["kernels"].values()))
     if float_source is not None:
-        import tensorflow as tf
+        float_flatbuffer = _load(float_source)
 
-        interp = tf.lite.Interpreter(model_content=_load(float_source), num_threads=threads)
-        interp.allocate_tensors()
-        runners["float"] = _tf_runner(interp)
-        for _ in range(warmup):
-            runners["float"]()
-    times: dict[str, list[float]] = {name: [] for name in runners}
+        def float_runner() -> Any:
+            import tensorflow as tf
+
+            interp = tf.lite.Interpreter(model_content=float_flatbuffer, num_threads=threads)
+            interp.allocate_tensors()
+            return _tf_runner(interp)
+
+        makers["float"] = float_runner
+    times: dict[str, list[float]] = {name: [] for name in makers}
     first = (repeats + 1) // 2
-    for order, count in ((list(runners), first), (list(runners)[::-1], repeats - first)):
+    for order, count in ((list(makers), first), (list(makers)[::-1], repeats - first)):
         for name in order:
-            run = runners[name]
-            if count and order[0] != list(runners)[0]:
-                run()  # warm the caches again in the second round
+            if not count:
+                continue
+            run = makers[name]()
+            for _ in range(max(warmup, 1)):
+                run()
             for _ in range(count):
                 start = time.perf_counter()
                 run()
                 times[name].append((time.perf_counter() - start) * 1000)
+            del run
+            gc.collect()  # the interpreter and its threads go before the next block
+    runners = makers
     for name in runners:
         if name != "float":
             results["kernels"][name] = _stats(times[name])
