@@ -215,16 +215,19 @@ class Pipeline:
         o = self.options
         return benchmark(directory / "model.tflite", threads=o.threads,
                          repeats=o.benchmark_repeats,
-                         kernels=["default", "indirect_bgemm", "indirect_bgemm+xnnpack"],
+                         kernels=["native", "default", "indirect_bgemm",
+                                  "indirect_bgemm+xnnpack"],
                          float_source=directory / "model_float.tflite")
 
     def benchmark(self) -> dict[str, Any]:
         return self._latency(self.out / "deploy")
 
     def compare(self) -> dict[str, Any]:
-        """BNAS-A and MeliusNet22 (random weights) at the same input size: costs,
+        """BNAS-A and MeliusNet22 (random weights, random BatchNorm statistics) at the
+        same input size: costs,
         conversion, acceleration and latency (accuracy needs training, so none)."""
         from larq_bnas import data
+        from larq_bnas.converters import randomize_batchnorm
         from larq_bnas.costs import model_costs
         from larq_bnas.zoo.registry import build, find_spec
 
@@ -239,6 +242,9 @@ class Pipeline:
             self.log(f"[compare] {name} at {o.input_size}x{o.input_size}")
             model = build(name, input_shape=(o.input_size, o.input_size, 3),
                           num_classes=num_classes, **options)
+            # Trained-like BatchNorm statistics: with identical fresh ones TensorFlow
+            # merges dilated branches and LCE keeps them float (converters.report).
+            randomize_batchnorm(model, seed=0)
             directory = self.out / "compare" / entry.replace("@", "_").replace(",", "_")
             costs = model_costs(model).to_dict()
             deploy = self._deploy(model, directory)

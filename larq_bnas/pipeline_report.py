@@ -147,10 +147,11 @@ def build_report(pipeline: Pipeline) -> Report:
     if rows:
         report.sections.append(Section(
             "Latency (batch 1, this machine)",
-            [f"Median of {o.benchmark_repeats} runs with {o.threads} threads in LCE's "
-             "interpreter (fastest kernel choice) and TensorFlow Lite's float interpreter. "
-             "On x86 LCE has no optimised binary kernels; ARM devices are much faster "
-             "(see the README's device guide)."],
-            Table(["model", "LCE kernel", "binary ms", "float ms", "binary / float"], rows),
+            [f"Median of {o.benchmark_repeats} runs with {o.threads} threads: the LCE "
+             "flatbuffer with the fastest kernel choice (native: larq_bnas's x86 kernels "
+             "for LCE's ops; otherwise one of LCE's own) against TensorFlow Lite's float "
+             "model. LCE's own kernels are tuned for ARM devices (see the README's device "
+             "guide)."],
+            Table(["model", "kernel", "binary ms", "float ms", "binary / float"], rows),
         ))
     return report

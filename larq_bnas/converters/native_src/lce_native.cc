@@ -478,16 +478,23 @@ void RunBconv(TfLiteContext* c, const Kernel& k, Pool* pool) {
   }, work);
 }
 
+// per_pixel(px) for px in [0, pixels), in chunks of about 4096 channel values per task.
+template <typename F>
+void ForEachPixel(Pool* pool, int64_t pixels, int channels, double work, const F& per_pixel) {
+  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max(1, channels));
+  const int tasks = static_cast<int>((pixels + chunk - 1) / chunk);
+  pool->Run(tasks, [&](int task) {
+    const int64_t end = std::min(pixels, (task + 1) * chunk);
+    for (int64_t px = task * chunk; px < end; ++px) per_pixel(px);
+  }, work);
+}
+
 void RunQuantize(TfLiteContext* c, const Kernel& k, Pool* pool) {
   const int C = Dim(c, k.input, -1), OW = Dim(c, k.output, -1);
   const int64_t pixels = Elements(c, k.input) / C;
   const float* in = static_cast<const float*>(c->tensors[k.input].data);
   uint32_t* out = static_cast<uint32_t*>(c->tensors[k.output].data);
-  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max(1, C));
-  const int tasks = static_cast<int>((pixels + chunk - 1) / chunk);
-  pool->Run(tasks, [&](int task) {
-    const int64_t end = std::min(pixels, (task + 1) * chunk);
-    for (int64_t px = task * chunk; px < end; ++px) {
+  ForEachPixel(pool, pixels, C, static_cast<double>(pixels) * OW * 4, [&](int64_t px) {
       const float* x = in + px * C;
       uint32_t* o = out + px * OW;
       for (int w = 0; w < OW; ++w) {
@@ -518,8 +525,7 @@ void RunQuantize(TfLiteContext* c, const Kernel& k, Pool* pool) {
         o[w] = bits;
 #endif
       }
-    }
-  }, static_cast<double>(pixels) * OW * 4);
+  });
 }
 
 void RunDequantize(TfLiteContext* c, const Kernel& k, Pool* pool) {
@@ -527,14 +533,10 @@ void RunDequantize(TfLiteContext* c, const Kernel& k, Pool* pool) {
   const int64_t pixels = Elements(c, k.output) / C;
   const uint32_t* in = static_cast<const uint32_t*>(c->tensors[k.input].data);
   float* out = static_cast<float*>(c->tensors[k.output].data);
-  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max(1, C));
-  const int tasks = static_cast<int>((pixels + chunk - 1) / chunk);
-  pool->Run(tasks, [&](int task) {
-    const int64_t end = std::min(pixels, (task + 1) * chunk);
-    for (int64_t px = task * chunk; px < end; ++px)
-      for (int ch = 0; ch < C; ++ch)
-        out[px * C + ch] = ((in[px * IW + (ch >> 5)] >> (ch & 31)) & 1u) ? -1.0f : 1.0f;
-  }, static_cast<double>(pixels) * C);
+  ForEachPixel(pool, pixels, C, static_cast<double>(pixels) * C, [&](int64_t px) {
+    for (int ch = 0; ch < C; ++ch)
+      out[px * C + ch] = ((in[px * IW + (ch >> 5)] >> (ch & 31)) & 1u) ? -1.0f : 1.0f;
+  });
 }
 
 void RunBMaxPool(TfLiteContext* c, const Kernel& k, Pool* pool) {
