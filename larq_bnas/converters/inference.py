@@ -177,9 +177,10 @@ def benchmark(source: bytes | str | os.PathLike, *, threads: int = 2, warmup: in
 
     makers: dict[str, Any] = {}
     for name in kernels or list(KERNELS):
+        maker = lce_maker(name)
         try:  # a first interpreter and run, to know whether the choice runs the model
-            lce_maker(name)()()
-            makers[name] = lce_maker(name)
+            maker()()
+            makers[name] = maker
         except (RuntimeError, ValueError) as err:  # e.g. a kernel refusing grouped convs
             results["kernels"][name] = {"error": str(err).strip().splitlines()[0]}
         gc.collect()
@@ -212,8 +213,7 @@ def benchmark(source: bytes | str | os.PathLike, *, threads: int = 2, warmup: in
                 times[name].append((time.perf_counter() - start) * 1000)
             del run
             gc.collect()  # the interpreter and its threads go before the next block
-    runners = makers
-    for name in runners:
+    for name in makers:
         if name != "float":
             results["kernels"][name] = _stats(times[name])
     results["kernels"] = {k: results["kernels"][k] for k in kernels or list(KERNELS)}
@@ -223,7 +223,7 @@ def benchmark(source: bytes | str | os.PathLike, *, threads: int = 2, warmup: in
     results["best_median_ms"] = timed[best]["median_ms"]
     if remember:
         remember_kernel(flatbuffer, threads, best, timed[best]["median_ms"])
-    if "float" in runners:
+    if "float" in makers:
         results["float"] = _stats(times["float"])
         results["binary_to_float_ratio"] = results["best_median_ms"] / results["float"]["median_ms"]
     return results

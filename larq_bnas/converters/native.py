@@ -252,19 +252,19 @@ class NativeInterpreter:
 
     @property
     def input_scales(self) -> list[float]:
-        return [float(d["quantization"][0]) for d in self._inputs]
+        return _quantization(self._inputs, 0, float)
 
     @property
     def input_zero_points(self) -> list[int]:
-        return [int(d["quantization"][1]) for d in self._inputs]
+        return _quantization(self._inputs, 1, int)
 
     @property
     def output_scales(self) -> list[float]:
-        return [float(d["quantization"][0]) for d in self._outputs]
+        return _quantization(self._outputs, 0, float)
 
     @property
     def output_zero_points(self) -> list[int]:
-        return [int(d["quantization"][1]) for d in self._outputs]
+        return _quantization(self._outputs, 1, int)
 
     def invoke_one(self, x: np.ndarray) -> np.ndarray:
         """Run one sample (with its batch axis of 1) and return the first output."""
@@ -276,6 +276,11 @@ class NativeInterpreter:
         """Outputs for a batch, sample by sample (as LCE's interpreter does)."""
         x = np.asarray(x, dtype=self.input_types[0])
         return np.concatenate([self.invoke_one(x[i:i + 1]) for i in range(len(x))], axis=0)
+
+
+def _quantization(details: list[dict[str, Any]], field: int, kind: type) -> list[Any]:
+    """Scale (field 0) or zero point (field 1) of each tensor in ``details``."""
+    return [kind(d["quantization"][field]) for d in details]
 
 
 def _output_tensors(flatbuffer: bytes) -> list[int]:
