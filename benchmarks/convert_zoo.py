@@ -39,18 +39,38 @@ def check(name: str, verify_n: int, keep: Path | None) -> dict[str, Any]:
         converters.save(flatbuffer, keep / f"{name}.tflite")
     report = converters.acceleration_report(model, converters.read(flatbuffer))
     report.update(converters.verify(model, flatbuffer, n=verify_n))
-    ok = (report["accelerated_convs"] == report["binary_convs"]
-          and not report["not_accelerated"]
-          and (report["max_abs_diff"] < 1e-3 or report.get("top1_agreement") == 1.0)
-          and abs(report["size_ratio"] - 1) <= 0.10)
-    return {"model": name, "input_shape": list(model.input_shape[1:]),
-            "convert_s": round(seconds, 1), "ok": ok,
-            **{k: report[k] for k in (
-                "binary_convs", "accelerated_convs", "removed_convs",
-                "accelerated_bops_share", "not_accelerated", "size_bytes",
-                "predicted_size_bytes", "size_ratio", "cost_report_size_bytes",
-                "max_abs_diff", "mean_abs_diff", "top1_agreement", "kernel", "op_counts")
-               if k in report}}
+    ok = (
+        report["accelerated_convs"] == report["binary_convs"]
+        and not report["not_accelerated"]
+        and (report["max_abs_diff"] < 1e-3 or report.get("top1_agreement") == 1.0)
+        and abs(report["size_ratio"] - 1) <= 0.10
+    )
+    return {
+        "model": name,
+        "input_shape": list(model.input_shape[1:]),
+        "convert_s": round(seconds, 1),
+        "ok": ok,
+        **{
+            k: report[k]
+            for k in (
+                "binary_convs",
+                "accelerated_convs",
+                "removed_convs",
+                "accelerated_bops_share",
+                "not_accelerated",
+                "size_bytes",
+                "predicted_size_bytes",
+                "size_ratio",
+                "cost_report_size_bytes",
+                "max_abs_diff",
+                "mean_abs_diff",
+                "top1_agreement",
+                "kernel",
+                "op_counts",
+            )
+            if k in report
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -69,8 +89,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "convert_zoo.json"
-    done = {r["model"]: r for r in (read_json(state_path)["results"]
-                                    if state_path.exists() and not args.force else [])}
+    done = {
+        r["model"]: r
+        for r in (
+            read_json(state_path)["results"] if state_path.exists() and not args.force else []
+        )
+    }
     names = args.models or model_names()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"{len(names)} models; {load}", flush=True)
@@ -81,21 +105,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(f"[{i}/{len(names)}] {name}: converting ...", flush=True)
         done[name] = check(name, args.verify, out if args.keep else None)
         r = done[name]
-        print(f"    {r['accelerated_convs']}/{r['binary_convs']} LceBconv2d, BOPs "
-              f"{100 * r['accelerated_bops_share']:.1f} %, size {r['size_bytes']:,} B "
-              f"(ratio {r['size_ratio']:.3f}), max diff {r['max_abs_diff']:.2e}, top-1 "
-              f"{r.get('top1_agreement', float('nan')):.2f}, {r['convert_s']} s "
-              f"{'ok' if r['ok'] else 'CHECK'}", flush=True)
+        print(
+            f"    {r['accelerated_convs']}/{r['binary_convs']} LceBconv2d, BOPs "
+            f"{100 * r['accelerated_bops_share']:.1f} %, size {r['size_bytes']:,} B "
+            f"(ratio {r['size_ratio']:.3f}), max diff {r['max_abs_diff']:.2e}, top-1 "
+            f"{r.get('top1_agreement', float('nan')):.2f}, {r['convert_s']} s "
+            f"{'ok' if r['ok'] else 'CHECK'}",
+            flush=True,
+        )
         write_json(state_path, {"results": list(done.values())})
     results = [done[n] for n in names if n in done]
-    print(f"\n{'model':<17} {'input':<12} {'bconv':>7} {'BOPs %':>7} {'size MiB':>9} "
-          f"{'ratio':>6} {'max diff':>9} {'top-1':>6}")
+    print(
+        f"\n{'model':<17} {'input':<12} {'bconv':>7} {'BOPs %':>7} {'size MiB':>9} "
+        f"{'ratio':>6} {'max diff':>9} {'top-1':>6}"
+    )
     for r in results:
-        print(f"{r['model']:<17} {'x'.join(map(str, r['input_shape'])):<12} "
-              f"{r['accelerated_convs']:>3}/{r['binary_convs']:<3} "
-              f"{100 * r['accelerated_bops_share']:>7.1f} {r['size_bytes'] / 2**20:>9.2f} "
-              f"{r['size_ratio']:>6.3f} {r['max_abs_diff']:>9.1e} "
-              f"{r.get('top1_agreement', float('nan')):>6.2f}")
+        print(
+            f"{r['model']:<17} {'x'.join(map(str, r['input_shape'])):<12} "
+            f"{r['accelerated_convs']:>3}/{r['binary_convs']:<3} "
+            f"{100 * r['accelerated_bops_share']:>7.1f} {r['size_bytes'] / 2**20:>9.2f} "
+            f"{r['size_ratio']:>6.3f} {r['max_abs_diff']:>9.1e} "
+            f"{r.get('top1_agreement', float('nan')):>6.2f}"
+        )
     bad = [r["model"] for r in results if not r["ok"]]
     print("all models pass" if not bad else f"check: {', '.join(bad)}")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())

@@ -71,19 +71,29 @@ def convert_cached(name: str, out: Path, reconvert: bool) -> dict[str, Any]:
     info["convert_s"] = time.perf_counter() - start
     converters.save(converters.convert_float(model), float_path)
     report = converters.acceleration_report(model, converters.read(lce_path))
-    info["acceleration"] = {k: report[k] for k in (
-        "binary_convs", "accelerated_convs", "accelerated_bops_share", "size_bytes",
-        "predicted_size_bytes", "size_ratio")}
+    info["acceleration"] = {
+        k: report[k]
+        for k in (
+            "binary_convs",
+            "accelerated_convs",
+            "accelerated_bops_share",
+            "size_bytes",
+            "predicted_size_bytes",
+            "size_ratio",
+        )
+    }
     return info
 
 
-def measure(name: str, out: Path, threads: int, warmup: int, repeats: int,
-            reconvert: bool) -> dict[str, Any]:
-    from larq_bnas import converters
+def measure(
+    name: str, out: Path, threads: int, warmup: int, repeats: int, reconvert: bool
+) -> dict[str, Any]:
+    from larq_bnas import converters, runtime
 
     files = convert_cached(name, out, reconvert)
-    timing = converters.benchmark(files["lce"], threads=threads, warmup=warmup,
-                                  repeats=repeats, float_source=files["float"])
+    timing = runtime.benchmark(
+        files["lce"], threads=threads, warmup=warmup, repeats=repeats, float_source=files["float"]
+    )
     info = converters.read(files["lce"])
     return {
         "model": name,
@@ -104,11 +114,19 @@ def measure(name: str, out: Path, threads: int, warmup: int, repeats: int,
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                        help="model references (zoo names, lqz:NAME); '+NAME' adds to the "
-                             "default list")
-    parser.add_argument("--threads", type=int, nargs="+", default=[2],
-                        help="thread counts to time (e.g. --threads 1 2)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        help="model references (zoo names, lqz:NAME); '+NAME' adds to the default list",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="thread counts to time (e.g. --threads 1 2)",
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default="out/latency", help="cache and results directory")
@@ -123,40 +141,64 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/latency.py " + " ".join(argv if argv is not None
-                                                        else sys.argv[1:])
+    command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     before = uptime()
-    print(f"{command}\nmachine {platform.machine()}, {os.cpu_count()} CPUs; {before}",
-          flush=True)
+    print(f"{command}\nmachine {platform.machine()}, {os.cpu_count()} CPUs; {before}", flush=True)
     results: list[dict[str, Any]] = []
     for name in models:
         for threads in args.threads:
-            print(f"[{name}] converting (cached in {out}) and timing, {threads} threads ...",
-                  flush=True)
+            print(
+                f"[{name}] converting (cached in {out}) and timing, {threads} threads ...",
+                flush=True,
+            )
             result = measure(name, out, threads, args.warmup, args.repeats, args.reconvert)
             result["threads"] = threads
             results.append(result)
-            kernels = ", ".join(f"{k} {v['median_ms']:.1f}" if "median_ms" in v
-                                else f"{k} failed" for k, v in result["kernels"].items())
-            print(f"[{name}] LCE kernels (ms): {kernels}; float {result['float_ms']:.1f} ms",
-                  flush=True)
-        write_json(out / "latency.json", {"command": command, "uptime_before": before,
-                                          "threads": args.threads, "repeats": args.repeats,
-                                          "warmup": args.warmup, "results": results})
+            kernels = ", ".join(
+                f"{k} {v['median_ms']:.1f}" if "median_ms" in v else f"{k} failed"
+                for k, v in result["kernels"].items()
+            )
+            print(
+                f"[{name}] LCE kernels (ms): {kernels}; float {result['float_ms']:.1f} ms",
+                flush=True,
+            )
+        write_json(
+            out / "latency.json",
+            {
+                "command": command,
+                "uptime_before": before,
+                "threads": args.threads,
+                "repeats": args.repeats,
+                "warmup": args.warmup,
+                "results": results,
+            },
+        )
     after = uptime()
-    write_json(out / "latency.json", {"command": command, "uptime_before": before,
-                                      "uptime_after": after, "threads": args.threads,
-                                      "repeats": args.repeats, "warmup": args.warmup,
-                                      "results": results})
+    write_json(
+        out / "latency.json",
+        {
+            "command": command,
+            "uptime_before": before,
+            "uptime_after": after,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "results": results,
+        },
+    )
     print(f"\nbatch 1, median of {args.repeats} runs after {args.warmup} warm-up runs")
-    header = (f"{'model':<16} {'threads':>7} {'LCE kernel':<24} {'LCE ms':>8} {'float ms':>9} "
-              f"{'ratio':>6}  target <= {TARGET_RATIO}")
+    header = (
+        f"{'model':<16} {'threads':>7} {'LCE kernel':<24} {'LCE ms':>8} {'float ms':>9} "
+        f"{'ratio':>6}  target <= {TARGET_RATIO}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         ok = "ok" if r["ratio"] <= TARGET_RATIO else "MISSED"
-        print(f"{r['model']:<16} {r['threads']:>7} {r['best_kernel']:<24} {r['lce_ms']:>8.2f} "
-              f"{r['float_ms']:>9.2f} {r['ratio']:>6.2f}  {ok}")
+        print(
+            f"{r['model']:<16} {r['threads']:>7} {r['best_kernel']:<24} {r['lce_ms']:>8.2f} "
+            f"{r['float_ms']:>9.2f} {r['ratio']:>6.2f}  {ok}"
+        )
     print(f"{after}\n(shared machine: timings are noisy; see {out / 'latency.json'})")
     return results
 

@@ -22,10 +22,19 @@ def render(report: Path, screenshot: Path, width: int = 1200, height: int = 6000
         raise SystemExit("chromium not found: apt-get install chromium")
     with tempfile.TemporaryDirectory() as profile:
         cmd = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-            f"--screenshot={screenshot.resolve()}", report.resolve().as_uri(),
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={screenshot.resolve()}",
+            report.resolve().as_uri(),
         ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     return screenshot
@@ -41,8 +50,10 @@ def main() -> int:
     text = args.report.read_text()
     sections = text.count("<section")
     images = text.count("data:image/png;base64,")
-    print(f"screenshot: {out} ({out.stat().st_size:,} bytes); sections: {sections}; "
-          f"embedded pictures: {images}")
+    print(
+        f"screenshot: {out} ({out.stat().st_size:,} bytes); sections: {sections}; "
+        f"embedded pictures: {images}"
+    )
     return 0
 
 

@@ -36,10 +36,17 @@ REFERENCE_PEAK_GB = 8.1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up)")
-    parser.add_argument("--xla", choices=["on", "off"], default="off",
-                        help="compile the step with XLA (slower to compile and to run here)")
-    parser.add_argument("--unfused", action="store_true",
-                        help="one Keras layer per edge and op (the reference's structure)")
+    parser.add_argument(
+        "--xla",
+        choices=["on", "off"],
+        default="off",
+        help="compile the step with XLA (slower to compile and to run here)",
+    )
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="one Keras layer per edge and op (the reference's structure)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cells", type=int, default=8)
     parser.add_argument("--channels", type=int, default=16)
@@ -50,8 +57,13 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     tf.keras.utils.set_random_seed(0)
 
-    config = SupernetConfig(cells=args.cells, channels=args.channels, input_size=args.size,
-                            num_classes=10, fused=not args.unfused)
+    config = SupernetConfig(
+        cells=args.cells,
+        channels=args.channels,
+        input_size=args.size,
+        num_classes=10,
+        fused=not args.unfused,
+    )
     start = time.perf_counter()
     model = SearchModel(config)
     model.compile(jit_compile=args.xla == "on")
@@ -59,8 +71,10 @@ def main() -> None:
     rng = np.random.RandomState(0)
 
     def batch() -> tuple[tf.Tensor, tf.Tensor]:
-        return (tf.constant(rng.randn(args.batch, args.size, args.size, 3).astype("float32")),
-                tf.constant(rng.randint(0, 10, args.batch).astype("int32")))
+        return (
+            tf.constant(rng.randn(args.batch, args.size, args.size, 3).astype("float32")),
+            tf.constant(rng.randint(0, 10, args.batch).astype("int32")),
+        )
 
     pair = (batch(), batch())
     model.search_epoch.assign(0.0)
@@ -80,15 +94,21 @@ def main() -> None:
     ips = args.batch / median
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     mode = f"XLA {args.xla}, {'unfused' if args.unfused else 'fused'}"
-    print(f"search step: {args.cells} cells, C={args.channels}, batch {args.batch}, "
-          f"{args.size}x{args.size}, {args.threads} threads, {mode}")
+    print(
+        f"search step: {args.cells} cells, C={args.channels}, batch {args.batch}, "
+        f"{args.size}x{args.size}, {args.threads} threads, {mode}"
+    )
     print(f"  model build {built:.1f} s, first step (trace/compile) {first:.1f} s")
     print(f"  step times (s): {', '.join(f'{t:.2f}' for t in times)}")
-    print(f"  median {median:.2f} s/step, {ips:.2f} images/s = "
-          f"{ips / REFERENCE_IMAGES_PER_S:.2f}x the PyTorch reference "
-          f"({REFERENCE_IMAGES_PER_S} images/s, {REFERENCE_STEP_S:.0f} s/step)")
-    print(f"  peak memory {peak_gb:.2f} GB = {peak_gb / REFERENCE_PEAK_GB:.2f}x the "
-          f"reference's {REFERENCE_PEAK_GB} GB")
+    print(
+        f"  median {median:.2f} s/step, {ips:.2f} images/s = "
+        f"{ips / REFERENCE_IMAGES_PER_S:.2f}x the PyTorch reference "
+        f"({REFERENCE_IMAGES_PER_S} images/s, {REFERENCE_STEP_S:.0f} s/step)"
+    )
+    print(
+        f"  peak memory {peak_gb:.2f} GB = {peak_gb / REFERENCE_PEAK_GB:.2f}x the "
+        f"reference's {REFERENCE_PEAK_GB} GB"
+    )
     print(f"  load average {os.getloadavg()[0]:.2f} (machine shared with other jobs)")
 
 

@@ -19,15 +19,29 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.output, ignore_errors=True)
     start = time.time()
-    subprocess.run([sys.executable, "-m", "larq_bnas", "train", "bnas-mini", "--dataset",
-                    "digits", "-o", args.output], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "larq_bnas",
+            "train",
+            "bnas-mini",
+            "--dataset",
+            "digits",
+            "-o",
+            args.output,
+        ],
+        check=True,
+    )
     wall = time.time() - start
     import json
 
     results = json.load(open(f"{args.output}/results.json"))
-    print(f"bnas-mini on digits: test top-1 {results['test_top1']:.4f} "
-          f"(best epoch {results['best_test_top1']:.4f}) in {wall / 60:.1f} min wall time "
-          f"(target >= 0.90 within 10 min)")
+    print(
+        f"bnas-mini on digits: test top-1 {results['test_top1']:.4f} "
+        f"(best epoch {results['best_test_top1']:.4f}) in {wall / 60:.1f} min wall time "
+        f"(target >= 0.90 within 10 min)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,11 @@ def measure(mode: str, steps: int, batch: int) -> dict[str, float | str]:
     lean = mode.endswith("lean")
     if lean:
         recompute_binary_ops(model)
-    model.compile(tf.keras.optimizers.legacy.SGD(0.05, momentum=0.9),
-                  "sparse_categorical_crossentropy", jit_compile=mode.startswith("xla"))
+    model.compile(
+        tf.keras.optimizers.legacy.SGD(0.05, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        jit_compile=mode.startswith("xla"),
+    )
     rng = np.random.RandomState(0)
     x = tf.constant(rng.randn(batch, 32, 32, 3).astype("float32"))
     y = tf.constant(rng.randint(0, 10, batch))
@@ -65,18 +68,25 @@ def measure(mode: str, steps: int, batch: int) -> dict[str, float | str]:
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
     step = statistics.median(times)
-    return {"mode": mode, "batch": batch, "first_step_s": first, "step_s": step,
-            "min_step_s": min(times), "images_per_s": batch / step,
-            "cpu_s_per_step": statistics.median(cpu),
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    return {
+        "mode": mode,
+        "batch": batch,
+        "first_step_s": first,
+        "step_s": step,
+        "min_step_s": min(times),
+        "images_per_s": batch / step,
+        "cpu_s_per_step": statistics.median(cpu),
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--modes", default="plain,lean,xla",
-                        help=f"comma-separated, of: {', '.join(MODES)}")
+    parser.add_argument(
+        "--modes", default="plain,lean,xla", help=f"comma-separated, of: {', '.join(MODES)}"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line (internal)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -87,18 +97,32 @@ def main() -> None:
         return
     for mode in modes:
         out = subprocess.run(
-            [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch),
-             "--modes", mode, "--json"],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+                "--modes",
+                mode,
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"BNAS-A train step, batch {r['batch']}, 32x32, {r['mode']:8s}: "
-              f"{r['step_s']:.2f} s/step (min {r['min_step_s']:.2f}, first {r['first_step_s']:.0f} s, "
-              f"CPU {r['cpu_s_per_step']:.2f} s/step)"
-              f", {r['images_per_s']:.1f} images/s = "
-              f"{r['images_per_s'] / REFERENCE_IMAGES_PER_S:.2f}x the PyTorch reference; "
-              f"peak {r['peak_gb']:.2f} GB = {r['peak_gb'] / REFERENCE_PEAK_GB:.2f}x its "
-              f"{REFERENCE_PEAK_GB} GB", flush=True)
+        print(
+            f"BNAS-A train step, batch {r['batch']}, 32x32, {r['mode']:8s}: "
+            f"{r['step_s']:.2f} s/step (min {r['min_step_s']:.2f}, first {r['first_step_s']:.0f} s, "
+            f"CPU {r['cpu_s_per_step']:.2f} s/step)"
+            f", {r['images_per_s']:.1f} images/s = "
+            f"{r['images_per_s'] / REFERENCE_IMAGES_PER_S:.2f}x the PyTorch reference; "
+            f"peak {r['peak_gb']:.2f} GB = {r['peak_gb'] / REFERENCE_PEAK_GB:.2f}x its "
+            f"{REFERENCE_PEAK_GB} GB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

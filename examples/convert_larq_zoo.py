@@ -23,30 +23,47 @@ from pathlib import Path
 from typing import Any
 
 import larq_bnas  # noqa: F401  (selects legacy Keras before TensorFlow loads)
-from larq_bnas import converters
+from larq_bnas import converters, runtime
 from larq_bnas._io import write_json
 from larq_bnas.zoo.references import load_model
 
 
-def run(name: str, out: str | Path, *, input_size: int = 224, num_classes: int = 1000,
-        weights: str | None = None, verify_n: int = 5, threads: int = 2, repeats: int = 10,
-        target: str = "arm") -> dict[str, Any]:
+def run(
+    name: str,
+    out: str | Path,
+    *,
+    input_size: int = 224,
+    num_classes: int = 1000,
+    weights: str | None = None,
+    verify_n: int = 5,
+    threads: int = 2,
+    repeats: int = 10,
+    target: str = "arm",
+) -> dict[str, Any]:
     """Convert ``lqz:name``; write the two flatbuffers and the report; return the report."""
     out = Path(out)
-    model = load_model(f"lqz:{name}", input_shape=(input_size, input_size, 3),
-                       num_classes=num_classes, weights=weights)
+    model = load_model(
+        f"lqz:{name}",
+        input_shape=(input_size, input_size, 3),
+        num_classes=num_classes,
+        weights=weights,
+    )
     if weights is None:
         converters.randomize_batchnorm(model)
     lce_path = converters.save(converters.convert(model, target=target), out / f"{name}.tflite")
     float_path = converters.save(converters.convert_float(model), out / f"{name}_float.tflite")
     report = converters.acceleration_report(model, converters.read(lce_path), target=target)
     if verify_n:
-        report.update(converters.verify(model, lce_path.read_bytes(), n=verify_n,
-                                        threads=threads))
+        report.update(converters.verify(model, lce_path.read_bytes(), n=verify_n, threads=threads))
     if repeats:
-        timing = converters.benchmark(lce_path, threads=threads, warmup=2, repeats=repeats,
-                                      kernels=["default", "indirect_bgemm"],
-                                      float_source=float_path)
+        timing = runtime.benchmark(
+            lce_path,
+            threads=threads,
+            warmup=2,
+            repeats=repeats,
+            kernels=["default", "indirect_bgemm"],
+            float_source=float_path,
+        )
         report["latency"] = {
             "threads": threads,
             "best_kernel": timing["best_kernel"],
@@ -67,31 +84,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", default="lqz_out", help="output directory")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--weights", default=None,
-                        help="larq-zoo weights name (e.g. imagenet; downloads) or a file")
+    parser.add_argument(
+        "--weights", default=None, help="larq-zoo weights name (e.g. imagenet; downloads) or a file"
+    )
     parser.add_argument("--target", choices=converters.TARGETS, default="arm")
     parser.add_argument("--verify", type=int, default=5, help="random inputs to compare")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (0: no timing)")
-    parser.add_argument("--tiny", action="store_true",
-                        help="32x32 input, 10 classes, 2 verify inputs, 3 timed runs")
+    parser.add_argument(
+        "--tiny", action="store_true", help="32x32 input, 10 classes, 2 verify inputs, 3 timed runs"
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.input_size, args.num_classes = 32, 10
         args.verify, args.repeats = min(args.verify, 2), min(args.repeats, 3)
-    report = run(args.name, args.out, input_size=args.input_size,
-                 num_classes=args.num_classes, weights=args.weights, verify_n=args.verify,
-                 threads=args.threads, repeats=args.repeats, target=args.target)
+    report = run(
+        args.name,
+        args.out,
+        input_size=args.input_size,
+        num_classes=args.num_classes,
+        weights=args.weights,
+        verify_n=args.verify,
+        threads=args.threads,
+        repeats=args.repeats,
+        target=args.target,
+    )
     print(converters.format_report(report))
     if "latency" in report:
         lat = report["latency"]
-        print(f"latency               LCE ({lat['best_kernel']}) {lat['lce_ms']:.2f} ms, "
-              f"float TFLite {lat['float_ms']:.2f} ms, ratio "
-              f"{lat['binary_to_float_ratio']:.2f} ({lat['threads']} threads)")
+        print(
+            f"latency               LCE ({lat['best_kernel']}) {lat['lce_ms']:.2f} ms, "
+            f"float TFLite {lat['float_ms']:.2f} ms, ratio "
+            f"{lat['binary_to_float_ratio']:.2f} ({lat['threads']} threads)"
+        )
     for warning in report["warnings"]:
         print(f"WARNING: binary layer not accelerated: {warning}", file=sys.stderr)
-    print(f"wrote {args.out}/{args.name}.tflite, {args.name}_float.tflite, "
-          f"{args.name}_report.json")
+    print(f"wrote {args.out}/{args.name}.tflite, {args.name}_float.tflite, {args.name}_report.json")
     return report
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import larq_bnas.zoo as zoo  # importing larq_bnas selects legacy Keras for larq
-from larq_bnas.callbacks import WeightFlipCounter
+from larq_bnas.training.callbacks import WeightFlipCounter
 
 
 def my_dataset(size: int, batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -39,8 +39,9 @@ def main(tiny: bool = False) -> dict[str, float]:
     )
     train, test = my_dataset(16, 64)
     flips = WeightFlipCounter(per_layer=False)
-    history = model.fit(train, validation_data=test, epochs=1 if tiny else 8,
-                        callbacks=[flips], verbose=2)
+    history = model.fit(
+        train, validation_data=test, epochs=1 if tiny else 8, callbacks=[flips], verbose=2
+    )
     result = {
         "test_accuracy": float(history.history["val_accuracy"][-1]),
         "flips_p95_last_epoch": float(history.history["flips_p95"][-1]),

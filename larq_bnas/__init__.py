@@ -3,9 +3,10 @@
 Importing the package selects legacy Keras (``tf-keras``), which larq and Larq Compute
 Engine need, by setting ``TF_USE_LEGACY_KERAS=1`` before TensorFlow's Keras is touched.
 The package root stays light: it imports no TensorFlow, so ``larq_bnas --help`` is fast.
-Use the subpackages: ``larq_bnas.zoo``, ``larq_bnas.search``, ``larq_bnas.training``,
-``larq_bnas.converters``, and the modules ``ops``, ``genotypes``, ``cells``,
-``networks``, ``costs``, ``data``.
+Its subpackages resolve lazily as attributes (``import larq_bnas; larq_bnas.zoo.BNASA()``):
+``models`` (architectures), ``zoo``, ``search``, ``training``, ``converters`` (Keras ->
+LCE), ``runtime`` (running flatbuffers), ``pipeline``, ``studies``, and ``costs``.
+See docs/readme/architecture.md for where each concept lives.
 """
 
 import os as _os
@@ -48,3 +49,27 @@ _route_imported_tensorflow_to_legacy_keras()
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise
 
 __version__ = "0.1.0"
+
+_SUBMODULES = (
+    "converters",
+    "costs",
+    "models",
+    "pipeline",
+    "runtime",
+    "search",
+    "studies",
+    "training",
+    "zoo",
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])

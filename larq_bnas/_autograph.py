@@ -22,8 +22,7 @@ def lean_autograph() -> Iterator[None]:
     from tensorflow.python.autograph.core import config
 
     saved = config.CONVERSION_RULES
-    config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"), config.DoNotConvert("larq"),
-                               *saved)
+    config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"), config.DoNotConvert("larq"), *saved)
     try:
         yield
     finally:

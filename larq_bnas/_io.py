@@ -25,8 +25,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Keep every suffix (".weights.h5" selects a different Keras format than ".h5").
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes),
-                               dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes), dir=dest.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:

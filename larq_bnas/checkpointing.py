@@ -38,7 +38,10 @@ class RunDirectory:
     """
 
     def __init__(
-        self, path: str | os.PathLike, kind: str, options: dict[str, Any] | None = None,
+        self,
+        path: str | os.PathLike,
+        kind: str,
+        options: dict[str, Any] | None = None,
         resume: bool = False,
     ) -> None:
         self.path = Path(path)

@@ -3,7 +3,8 @@
 Each model family (BNAS, MeliusNet) has one frozen dataclass deriving from
 ``ModelConfig``. ``config.override({"cells": "8"})`` returns a copy with values parsed to
 the field types; unknown keys and bad values raise ``ConfigError`` naming the key, the
-value and what would be valid. The CLI's ``--set key=value`` goes through here.
+value and what would be valid. The CLI's ``--set key=value`` goes through here, and so
+do model references with options (``"bnas-a cells=3"``, ``parse_model_ref``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,28 @@ from typing import Any, Literal, get_args, get_origin
 
 class ConfigError(ValueError):
     """A model option is unknown or has a value its type does not allow."""
+
+
+def parse_assignments(items: typing.Iterable[str]) -> dict[str, str]:
+    """The one model-option syntax, ``KEY=VALUE``: ``("cells=8", "blocks=4,5,4,4")`` ->
+    ``{"cells": "8", "blocks": "4,5,4,4"}`` (values are parsed later by ``override``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{item!r} is not KEY=VALUE (for example stem=plain)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_model_ref(text: str) -> tuple[str, dict[str, str]]:
+    """A model with options in one string, ``"NAME KEY=VALUE KEY=VALUE"`` (the same
+    ``KEY=VALUE`` items as ``--set``): ``"bnas-a cells=3 channels=4"`` ->
+    ``("bnas-a", {"cells": "3", "channels": "4"})``."""
+    words = text.split()
+    if not words:
+        raise ConfigError("empty model reference; use NAME KEY=VALUE ...")
+    return words[0], parse_assignments(words[1:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +79,9 @@ class ModelConfig:
 def parse_value(key: str, raw: Any, hint: Any) -> Any:
     """Parse ``raw`` (often a command-line string) to the type ``hint``."""
     origin, args = get_origin(hint), get_args(hint)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin is typing.Union or (
+        origin is not None and str(origin) == "<class 'types.UnionType'>"
+    ):
         if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null")):
             if type(None) in args:
                 return None
@@ -80,8 +105,7 @@ def parse_value(key: str, raw: Any, hint: Any) -> Any:
                 except ValueError:
                     pass
         raise ConfigError(
-            f"Bad value {raw!r} for {key!r}; valid values are: "
-            + ", ".join(str(c) for c in args)
+            f"Bad value {raw!r} for {key!r}; valid values are: " + ", ".join(str(c) for c in args)
         )
     if origin is tuple:
         items = raw

@@ -149,7 +149,9 @@ class CostReport:
         """A human-readable report: one row per costed layer, then the totals."""
         lines = []
         if per_layer:
-            header = f"{'layer':<58} {'kind':<20} {'params':>10} {'bin':>3} {'BOPs':>10} {'FLOPs':>10}"
+            header = (
+                f"{'layer':<58} {'kind':<20} {'params':>10} {'bin':>3} {'BOPs':>10} {'FLOPs':>10}"
+            )
             lines += [header, "-" * len(header)]
             for layer in self.layers:
                 if not (layer.trainable_params or layer.macs):

@@ -5,9 +5,9 @@ import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The native kernels are compiled once for the whole session (tests that point
-# LARQ_BNAS_CACHE_DIR at a temporary kernel cache do not rebuild them).
-os.environ.setdefault("LARQ_BNAS_NATIVE_CACHE", tempfile.mkdtemp(prefix="larq_bnas_native_"))
+# One cache directory for the session: the native kernels are compiled once (tests that
+# need an empty kernel-choice cache use the ``kernel_cache`` fixture instead).
+os.environ["LARQ_BNAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="larq_bnas_cache_")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -19,3 +19,13 @@ import larq_bnas  # noqa: E402,F401  (before TensorFlow)
 def _seed() -> None:
     tf.keras.utils.set_random_seed(0)
     tf.keras.backend.clear_session()
+
+
+@pytest.fixture
+def kernel_cache(tmp_path, monkeypatch):
+    """An empty kernel-choice cache file for one test (the native build cache is kept)."""
+    from larq_bnas.runtime import interpreters
+
+    path = tmp_path / "kernel_cache" / "lce_kernels.json"
+    monkeypatch.setattr(interpreters, "kernel_cache_path", lambda: path)
+    return path

@@ -4,13 +4,20 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas.callbacks import WeightFlipCounter
+from larq_bnas.training.callbacks import WeightFlipCounter
 
 
 def _tiny():
     inputs = tf.keras.Input((6, 6, 2))
-    x = lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                              kernel_constraint="weight_clip", use_bias=False, name="b1")(inputs)
+    x = lq.layers.QuantConv2D(
+        4,
+        3,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name="b1",
+    )(inputs)
     x = tf.keras.layers.Flatten()(x)
     out = tf.keras.layers.Dense(3, activation="softmax")(x)
     model = tf.keras.Model(inputs, out)
@@ -76,6 +83,7 @@ def test_counts_match_a_brute_force_count(tmp_path):
 def test_no_binary_layers_is_a_no_op():
     model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
     model.compile("sgd", "mse")
-    history = model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0,
-                        callbacks=[WeightFlipCounter()])
+    history = model.fit(
+        np.zeros((4, 3)), np.zeros((4, 2)), verbose=0, callbacks=[WeightFlipCounter()]
+    )
     assert "flips_max" not in history.history

@@ -28,30 +28,50 @@ def test_list_shows_every_model_with_paper_accuracy_and_our_figures():
 
 
 def test_summary_json_has_the_documented_keys():
-    result = run("summary", "bnas-mini", "--json", "--cells", "3", "--channels", "8",
-                 "--input-size", "16")
+    result = run(
+        "summary", "bnas-mini", "--json", "--cells", "3", "--channels", "8", "--input-size", "16"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    for key in ("name", "trainable_params", "binary_params", "float_params", "size_mib",
-                "bops", "flops", "ops", "ops_paper"):
+    for key in (
+        "name",
+        "trainable_params",
+        "binary_params",
+        "float_params",
+        "size_mib",
+        "bops",
+        "flops",
+        "ops",
+        "ops_paper",
+    ):
         assert key in report
     assert report["input_shape"] == [16, 16, 3]
     assert report["ops"] == pytest.approx(report["bops"] / 64 + report["flops"])
 
 
 def test_summary_table_and_per_layer():
-    result = run("summary", "bnas-mini", "--set", "cells=3", "--set", "channels=4",
-                 "--input-size", "16", "--per-layer")
+    result = run(
+        "summary",
+        "bnas-mini",
+        "--set",
+        "cells=3",
+        "--set",
+        "channels=4",
+        "--input-size",
+        "16",
+        "--per-layer",
+    )
     assert result.exit_code == 0, result.output
     assert "cell0/preprocess0/conv" in result.output and "trainable params" in result.output
 
 
 def test_summary_of_a_genotype_file(tmp_path):
-    from larq_bnas.genotypes import BNAS_IMAGENET
+    from larq_bnas.models.bnas.genotypes import BNAS_IMAGENET
 
     path = BNAS_IMAGENET.save(tmp_path / "g.json")
-    result = run("summary", str(path), "--cells", "3", "--channels", "4", "--input-size",
-                 "16", "--json")
+    result = run(
+        "summary", str(path), "--cells", "3", "--channels", "4", "--input-size", "16", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["binary_convs"] > 0
 

@@ -4,7 +4,7 @@ from typing import Literal
 import pytest
 
 from larq_bnas.config import ConfigError, ModelConfig
-from larq_bnas.networks import BNASConfig
+from larq_bnas.models.bnas.network import BNASConfig
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,16 @@ class _Cfg(ModelConfig):
 @pytest.mark.parametrize(
     "key, raw, expected",
     [
-        ("n", "3", 3), ("rate", "0.25", 0.25), ("flag", "true", True), ("flag", "0", False),
-        ("mode", "b", "b"), ("pad", "0", 0.0), ("pad", "0.0", 0.0), ("stages", "4,5,6", (4, 5, 6)),
-        ("maybe", "none", None), ("maybe", "7", 7),
+        ("n", "3", 3),
+        ("rate", "0.25", 0.25),
+        ("flag", "true", True),
+        ("flag", "0", False),
+        ("mode", "b", "b"),
+        ("pad", "0", 0.0),
+        ("pad", "0.0", 0.0),
+        ("stages", "4,5,6", (4, 5, 6)),
+        ("maybe", "none", None),
+        ("maybe", "7", 7),
     ],
 )
 def test_strings_parse_to_field_types(key, raw, expected):
@@ -33,8 +40,10 @@ def test_strings_parse_to_field_types(key, raw, expected):
 @pytest.mark.parametrize(
     "key, raw, message",
     [
-        ("n", "2.5", "expected an integer"), ("flag", "maybe", "true, false"),
-        ("mode", "c", "valid values are: a, b"), ("pad", "0.5", "valid values are: 1.0, 0.0"),
+        ("n", "2.5", "expected an integer"),
+        ("flag", "maybe", "true, false"),
+        ("mode", "c", "valid values are: a, b"),
+        ("pad", "0.5", "valid values are: 1.0, 0.0"),
         ("size", "1", "Unknown option 'size'.*valid options are: n, rate"),
     ],
 )

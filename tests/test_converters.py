@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bnas import converters
+from larq_bnas import converters, runtime
 from larq_bnas.costs import model_costs
-from larq_bnas.ops import BinaryConv
+from larq_bnas.models.bnas.ops import BinaryConv
 from larq_bnas.zoo.registry import build, find_spec
 
 
@@ -22,21 +22,33 @@ def tiny():
     tf.keras.utils.set_random_seed(1)
     model = build("bnas", input_shape=(16, 16, 3), cells=3, channels=8)
     converters.randomize_batchnorm(model, seed=1)
-    return {"model": model, "lce": converters.convert(model),
-            "float": converters.convert_float(model)}
+    return {
+        "model": model,
+        "lce": converters.convert(model),
+        "float": converters.convert_float(model),
+    }
 
 
 @pytest.fixture()
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LARQ_BNAS_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache_dir(kernel_cache):
+    return kernel_cache
 
 
 def _quant_conv(filters, name, *, pad_values=1.0, groups=1, dilation=1, strides=1):
     return lq.layers.QuantConv2D(
-        filters, 3, padding="same", pad_values=pad_values, groups=groups, strides=strides,
-        dilation_rate=dilation, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-        kernel_constraint="weight_clip", use_bias=False, name=name)
+        filters,
+        3,
+        padding="same",
+        pad_values=pad_values,
+        groups=groups,
+        strides=strides,
+        dilation_rate=dilation,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name=name,
+    )
 
 
 def _edge_model():
@@ -49,11 +61,23 @@ def _edge_model():
     x = _quant_conv(32, "grouped16", groups=4)(x)  # 16 input channels per group
     x = tf.keras.layers.BatchNormalization(name="bn2")(x)
     x = lq.layers.QuantDepthwiseConv2D(
-        3, padding="same", input_quantizer="ste_sign", depthwise_quantizer="ste_sign",
-        depthwise_constraint="weight_clip", use_bias=False, name="depthwise")(x)
+        3,
+        padding="same",
+        input_quantizer="ste_sign",
+        depthwise_quantizer="ste_sign",
+        depthwise_constraint="weight_clip",
+        use_bias=False,
+        name="depthwise",
+    )(x)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    x = lq.layers.QuantDense(16, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                             kernel_constraint="weight_clip", use_bias=False, name="qdense")(x)
+    x = lq.layers.QuantDense(
+        16,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name="qdense",
+    )(x)
     x = tf.keras.layers.Dense(4, activation="softmax", name="head")(x)
     return tf.keras.Model(inputs, x)
 
@@ -159,14 +183,18 @@ def test_zero_padding_converts_on_arm_but_not_on_xcore():
     xcore = converters.acceleration_report(model, converters.read(xcore_fb), target="xcore")
     assert xcore["accelerated_convs"] == 0 and xcore["accelerated_bops_share"] == 0.0
     assert xcore["not_accelerated"] == [
-        {"layer": "zero_padded",
-         "reason": "zero padding is not supported on xcore: build with pad_values=1.0"}]
+        {
+            "layer": "zero_padded",
+            "reason": "zero padding is not supported on xcore: build with pad_values=1.0",
+        }
+    ]
 
 
 def test_untrained_batchnorm_keeps_dilated_convs_float_and_random_stats_fix_it():
     """Two dilated binary convs on one input: with fresh (identical) BatchNorms TensorFlow
     merges the branches, the shared SpaceToBatchND stops LCE's fusion; trained-like
     BatchNorm statistics convert fully."""
+
     def model():
         x = inputs = tf.keras.Input((8, 8, 3))
         x = tf.keras.layers.Conv2D(16, 3, padding="same")(x)
@@ -179,12 +207,13 @@ def test_untrained_batchnorm_keeps_dilated_convs_float_and_random_stats_fix_it()
     assert converters.untrained_batchnorm(fresh)
     report = converters.acceleration_report(fresh, converters.read(converters.convert(fresh)))
     assert report["accelerated_convs"] == 0 and report["untrained_batchnorm"]
-    assert all("SpaceToBatchND" in item["reason"] and "--random-batchnorm" in item["reason"]
-               for item in report["not_accelerated"])
+    assert all(
+        "SpaceToBatchND" in item["reason"] and "--random-batchnorm" in item["reason"]
+        for item in report["not_accelerated"]
+    )
     trained = converters.randomize_batchnorm(model())
     assert not converters.untrained_batchnorm(trained)
-    report = converters.acceleration_report(trained,
-                                            converters.read(converters.convert(trained)))
+    report = converters.acceleration_report(trained, converters.read(converters.convert(trained)))
     assert report["accelerated_convs"] == 2 and report["not_accelerated"] == []
 
 
@@ -230,8 +259,9 @@ def test_grouped_conv_with_32_channels_per_group_runs_on_another_kernel(cache_di
     assert report["accelerated_convs"] == 1
     result = converters.verify(model, flatbuffer, n=2)
     assert result["kernel"] != "default" and result["max_abs_diff"] < 1e-3
-    timings = converters.benchmark(flatbuffer, threads=1, warmup=0, repeats=1,
-                                   kernels=["default", "indirect_bgemm"])
+    timings = runtime.benchmark(
+        flatbuffer, threads=1, warmup=0, repeats=1, kernels=["default", "indirect_bgemm"]
+    )
     assert "error" in timings["kernels"]["default"]
     assert timings["best_kernel"] == "indirect_bgemm"
 
@@ -255,11 +285,12 @@ def test_int8_io_needs_quantization_statistics():
     flatbuffer = converters.convert(model, int8_io=True, default_int8_range=(-3.0, 3.0))
     info = converters.read(flatbuffer)
     assert info.input_types == ["int8"] and info.output_types == ["int8"]
-    predictor = converters.Predictor(flatbuffer, kernel="default")
+    predictor = runtime.Predictor(flatbuffer, kernel="default")
     out = predictor.predict(np.zeros((2, 8, 8, 3), np.float32))
     assert out.shape == (2, 4) and out.dtype == np.float32
-    only_input = converters.convert(model, inference_input_type="int8",
-                                    default_int8_range=(-3.0, 3.0))
+    only_input = converters.convert(
+        model, inference_input_type="int8", default_int8_range=(-3.0, 3.0)
+    )
     info = converters.read(only_input)
     assert info.input_types == ["int8"] and info.output_types == ["float32"]
 
@@ -301,9 +332,14 @@ def test_convert_needs_eager_mode(tiny):
 
 
 def test_benchmark_times_kernels_and_float(tiny, cache_dir):
-    result = converters.benchmark(tiny["lce"], threads=1, warmup=1, repeats=3,
-                                  kernels=["default", "indirect_bgemm"],
-                                  float_source=tiny["float"])
+    result = runtime.benchmark(
+        tiny["lce"],
+        threads=1,
+        warmup=1,
+        repeats=3,
+        kernels=["default", "indirect_bgemm"],
+        float_source=tiny["float"],
+    )
     assert set(result["kernels"]) == {"default", "indirect_bgemm"}
     for timing in result["kernels"].values():
         assert timing["repeats"] == 3
@@ -312,38 +348,39 @@ def test_benchmark_times_kernels_and_float(tiny, cache_dir):
     assert result["best_median_ms"] == result["kernels"][best]["median_ms"]
     assert result["float"]["median_ms"] > 0
     assert result["binary_to_float_ratio"] == pytest.approx(
-        result["best_median_ms"] / result["float"]["median_ms"])
+        result["best_median_ms"] / result["float"]["median_ms"]
+    )
     # The fastest choice is remembered for this file, thread count and machine.
-    assert converters.cached_kernel(tiny["lce"], 1) == best
-    assert converters.cached_kernel(tiny["lce"], 2) is None
-    cache = json.loads(converters.kernel_cache_path().read_text())
+    assert runtime.cached_kernel(tiny["lce"], 1) == best
+    assert runtime.cached_kernel(tiny["lce"], 2) is None
+    cache = json.loads(runtime.kernel_cache_path().read_text())
     assert [entry["kernel"] for entry in cache.values()] == [best]
     with pytest.raises(ValueError, match="Unknown kernel 'fast'"):
-        converters.benchmark(tiny["lce"], kernels=["fast"])
+        runtime.benchmark(tiny["lce"], kernels=["fast"])
 
 
 def test_predictor_measures_once_then_uses_the_cache(tiny, cache_dir):
-    first = converters.Predictor(tiny["lce"], threads=1)
-    assert first.kernel_source == "measured" and first.kernel in converters.AUTO_KERNELS
-    second = converters.Predictor(tiny["lce"], threads=1)
+    first = runtime.Predictor(tiny["lce"], threads=1)
+    assert first.kernel_source == "measured" and first.kernel in runtime.AUTO_KERNELS
+    second = runtime.Predictor(tiny["lce"], threads=1)
     assert second.kernel_source == "cache" and second.kernel == first.kernel
     x = np.random.RandomState(0).randn(3, 16, 16, 3).astype(np.float32)
     out = second(x)
     assert out.shape == (3, 10) == (3, second.output_shape[-1])
     np.testing.assert_allclose(out, tiny["model"](x, training=False).numpy(), atol=1e-3)
-    forced = converters.Predictor(tiny["lce"], threads=1, kernel="reference")
+    forced = runtime.Predictor(tiny["lce"], threads=1, kernel="reference")
     assert forced.kernel_source == "given" and forced.input_shape == (1, 16, 16, 3)
     with pytest.raises(ValueError, match="Unknown kernel 'fastest'"):
-        converters.Predictor(tiny["lce"], kernel="fastest")
+        runtime.Predictor(tiny["lce"], kernel="fastest")
 
 
 def test_predictor_rejects_files(tmp_path):
     with pytest.raises(FileNotFoundError):
-        converters.Predictor(tmp_path / "nope.tflite")
+        runtime.Predictor(tmp_path / "nope.tflite")
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"0123456789")
     with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
-        converters.Predictor(bad)
+        runtime.Predictor(bad)
 
 
 # ---------------------------------------------------------------- zoo models
@@ -352,8 +389,13 @@ def test_predictor_rejects_files(tmp_path):
 ZOO_TINY = {
     "bnas-a": dict(input_shape=(16, 16, 3), cells=3, channels=8),
     "bnas-d": dict(input_shape=(32, 32, 3), cells=3, channels=8),
-    "meliusnet22": dict(input_shape=(32, 32, 3), blocks=(1, 1), transition_channels=(96,),
-                        growth=32, stem_channels=32),
+    "meliusnet22": dict(
+        input_shape=(32, 32, 3),
+        blocks=(1, 1),
+        transition_channels=(96,),
+        growth=32,
+        stem_channels=32,
+    ),
     "xnor-resnet18": dict(input_shape=(16, 16, 3), width=0.25),
 }
 

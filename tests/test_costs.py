@@ -12,13 +12,24 @@ from larq_bnas.zoo.figures import KEYS, compute_figures, load_figures
 def _tiny_model():
     inputs = tf.keras.Input((8, 8, 4))
     x = lq.layers.QuantConv2D(
-        8, 3, padding="same", input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-        kernel_constraint="weight_clip", use_bias=False, name="bconv",
+        8,
+        3,
+        padding="same",
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name="bconv",
     )(inputs)
     x = tf.keras.layers.BatchNormalization(name="bn")(x)
     x = tf.keras.layers.Conv2D(16, 1, strides=2, use_bias=True, name="fconv")(x)
     x = lq.layers.QuantConv2D(  # binary weights, float input: 1-bit storage, FLOPs
-        16, 3, padding="same", kernel_quantizer="ste_sign", groups=4, use_bias=False,
+        16,
+        3,
+        padding="same",
+        kernel_quantizer="ste_sign",
+        groups=4,
+        use_bias=False,
         name="wconv",
     )(x)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
@@ -56,8 +67,16 @@ def test_count_dense_and_recount():
 def test_report_serialises_and_prints():
     report = costs.model_costs(_tiny_model())
     d = json.loads(json.dumps(report.to_dict(per_layer=True)))
-    for key in ("name", "trainable_params", "binary_params", "float_params", "size_mib",
-                "bops", "flops", "ops"):
+    for key in (
+        "name",
+        "trainable_params",
+        "binary_params",
+        "float_params",
+        "size_mib",
+        "bops",
+        "flops",
+        "ops",
+    ):
         assert key in d
     assert d["name"] == "tiny" and len(d["layers"]) == len(report.layers)
     text = report.table()

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from larq_bnas import data
+from larq_bnas.training import data
 
 
 def test_digits_split_is_fixed_and_disjoint():
@@ -67,10 +67,12 @@ class LarqBnasTinyColours(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return tfds.core.DatasetInfo(
             builder=self,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(32, 32, 3)),
-                "label": tfds.features.ClassLabel(num_classes=3),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(32, 32, 3)),
+                    "label": tfds.features.ClassLabel(num_classes=3),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 
@@ -79,8 +81,7 @@ class LarqBnasTinyColours(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, n):
         for i in range(n):
-            yield i, {"image": np.broadcast_to(COLOURS[i % 3], (32, 32, 3)).copy(),
-                      "label": i % 3}
+            yield i, {"image": np.broadcast_to(COLOURS[i % 3], (32, 32, 3)).copy(), "label": i % 3}
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +103,12 @@ def test_tfds_dataset_pipeline(tfds_dir):
     for image, label in test:  # resized and normalised with the ImageNet statistics
         expected = (COLOURS[int(label)] / 255.0 - data.IMAGENET_MEAN) / data.IMAGENET_STD
         assert image.shape == (16, 16, 3)
-        np.testing.assert_allclose(image.numpy(), np.broadcast_to(expected, (16, 16, 3)),
-                                   atol=1e-4)
-    batches = list(data.load(name, "train", input_size=16, batch_size=5, data_dir=tfds_dir,
-                             drop_remainder=True))
+        np.testing.assert_allclose(image.numpy(), np.broadcast_to(expected, (16, 16, 3)), atol=1e-4)
+    batches = list(
+        data.load(
+            name, "train", input_size=16, batch_size=5, data_dir=tfds_dir, drop_remainder=True
+        )
+    )
     assert [b[0].shape[0] for b in batches] == [5, 5]
     with pytest.raises(ValueError, match="valid splits are: .*train"):
         data.load(name, "validation", data_dir=tfds_dir)

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from larq_bnas import converters
+from larq_bnas import converters, runtime
 from larq_bnas.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,19 +32,36 @@ def _load_example(relative: str):
 
 
 @pytest.fixture(autouse=True)
-def _kernel_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LARQ_BNAS_CACHE_DIR", str(tmp_path / "kernel_cache"))
+def _kernel_cache(kernel_cache):
+    return kernel_cache
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """`larq_bnas convert` of a tiny BNAS network with --float, --verify and --report."""
     out = tmp_path_factory.mktemp("convert")
-    paths = {"lce": out / "tiny.tflite", "float": out / "tiny_float.tflite",
-             "report": out / "tiny.json"}
-    result = run("convert", *TINY, "--num-classes", 5, "--set", "pad_values=1.0",
-                 "-o", paths["lce"], "--float", paths["float"], "--verify", 3,
-                 "--report", paths["report"], "--random-batchnorm")
+    paths = {
+        "lce": out / "tiny.tflite",
+        "float": out / "tiny_float.tflite",
+        "report": out / "tiny.json",
+    }
+    result = run(
+        "convert",
+        *TINY,
+        "--num-classes",
+        5,
+        "--set",
+        "pad_values=1.0",
+        "-o",
+        paths["lce"],
+        "--float",
+        paths["float"],
+        "--verify",
+        3,
+        "--report",
+        paths["report"],
+        "--random-batchnorm",
+    )
     return {"result": result, **paths}
 
 
@@ -55,16 +72,28 @@ def saved_model(tmp_path_factory):
     x = inputs = tf.keras.Input((8, 8, 3))
     x = tf.keras.layers.Conv2D(32, 3, padding="same", name="stem")(x)
     x = tf.keras.layers.BatchNormalization(name="bn")(x)
-    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=0.0, use_bias=False,
-                              input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                              kernel_constraint="weight_clip", name="bconv")(x)
+    x = lq.layers.QuantConv2D(
+        32,
+        3,
+        padding="same",
+        pad_values=0.0,
+        use_bias=False,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        name="bconv",
+    )(x)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(4, name="head")(x))
     model.save(out / "model.h5")
     converters.randomize_batchnorm(model, seed=5)
     model.save_weights(out / "other.weights.h5")
-    return {"path": out / "model.h5", "weights": out / "other.weights.h5", "model": model,
-            "dir": out}
+    return {
+        "path": out / "model.h5",
+        "weights": out / "other.weights.h5",
+        "model": model,
+        "dir": out,
+    }
 
 
 # ---------------------------------------------------------------- convert
@@ -79,9 +108,18 @@ def test_convert_writes_files_and_prints_the_report(converted):
     assert f"wrote {converted['lce']} and {converted['float']}" in result.stdout
     assert "WARNING" not in result.stderr
     report = json.loads(converted["report"].read_text())
-    for key in ("op_counts", "binary_convs", "accelerated_convs", "accelerated_bops_share",
-                "not_accelerated", "size_bytes", "predicted_size_bytes", "max_abs_diff",
-                "mean_abs_diff", "top1_agreement"):
+    for key in (
+        "op_counts",
+        "binary_convs",
+        "accelerated_convs",
+        "accelerated_bops_share",
+        "not_accelerated",
+        "size_bytes",
+        "predicted_size_bytes",
+        "max_abs_diff",
+        "mean_abs_diff",
+        "top1_agreement",
+    ):
         assert key in report, key
     assert report["op_counts"]["LceBconv2d"] == report["binary_convs"] == 8
     assert report["accelerated_bops_share"] == 1.0 and report["not_accelerated"] == []
@@ -96,8 +134,19 @@ def test_convert_saved_model_with_weights_xcore_strict(saved_model, tmp_path):
     """A saved .h5 model plus --weights, converted for xcore: its zero-padded binary conv
     stays float, which is reported on stderr and, with --strict, fails the command."""
     out = tmp_path / "xcore.tflite"
-    result = run("convert", saved_model["path"], "--weights", saved_model["weights"],
-                 "-o", out, "--target", "xcore", "--strict", "--report", tmp_path / "r.json")
+    result = run(
+        "convert",
+        saved_model["path"],
+        "--weights",
+        saved_model["weights"],
+        "-o",
+        out,
+        "--target",
+        "xcore",
+        "--strict",
+        "--report",
+        tmp_path / "r.json",
+    )
     assert result.exit_code == 1, result.output
     assert out.exists()
     assert "NOT ACCELERATED       bconv: zero padding is not supported on xcore" in result.stdout
@@ -108,9 +157,8 @@ def test_convert_saved_model_with_weights_xcore_strict(saved_model, tmp_path):
     assert report["untrained_batchnorm"] is False  # --weights were loaded
     # The file computes with the loaded weights, not the saved ones.
     x = np.random.RandomState(0).randn(2, 8, 8, 3).astype(np.float32)
-    got = converters.Predictor(out, kernel="reference").predict(x)
-    np.testing.assert_allclose(got, saved_model["model"](x, training=False).numpy(),
-                               atol=1e-3)
+    got = runtime.Predictor(out, kernel="reference").predict(x)
+    np.testing.assert_allclose(got, saved_model["model"](x, training=False).numpy(), atol=1e-3)
 
 
 def test_convert_int8_io(saved_model, tmp_path):
@@ -120,8 +168,18 @@ def test_convert_int8_io(saved_model, tmp_path):
     assert "--default-int8-range" in result.output
     assert not (tmp_path / "no.tflite").exists()
     out = tmp_path / "int8.tflite"
-    result = run("convert", saved_model["path"], "-o", out, "--int8-io",
-                 "--default-int8-range", -3, 3, "--verify", 2)
+    result = run(
+        "convert",
+        saved_model["path"],
+        "-o",
+        out,
+        "--int8-io",
+        "--default-int8-range",
+        -3,
+        3,
+        "--verify",
+        2,
+    )
     assert result.exit_code == 0, result.output
     info = json.loads(run("inspect", out, "--json").stdout)
     assert info["inputs"] == [{"shape": [1, 8, 8, 3], "type": "int8"}]
@@ -131,15 +189,18 @@ def test_convert_int8_io(saved_model, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("convert", *TINY, "-o", "x.tflite", "--target", "riscv"),
-         "Invalid value for '--target'"),
+        (("convert", *TINY, "-o", "x.tflite", "--target", "riscv"), "Invalid value for '--target'"),
         (("convert", "nosuchnet", "-o", "x.tflite"), "Unknown model 'nosuchnet'"),
-        (("convert", "missing_genotype.json", "-o", "x.tflite"),
-         "Genotype file 'missing_genotype.json' does not exist"),
+        (
+            ("convert", "missing_genotype.json", "-o", "x.tflite"),
+            "Genotype file 'missing_genotype.json' does not exist",
+        ),
         (("convert", *TINY, "-o", "x.tflite", "--set", "cells"), "is not KEY=VALUE"),
         (("convert", *TINY, "-o", "x.tflite", "--set", "colour=blue"), "colour"),
-        (("convert", *TINY, "-o", "x.tflite", "--weights", "no_such.weights.h5"),
-         "no_such.weights.h5"),
+        (
+            ("convert", *TINY, "-o", "x.tflite", "--weights", "no_such.weights.h5"),
+            "no_such.weights.h5",
+        ),
         (("convert", *TINY), "Missing option '-o'"),
         (("convert", *TINY, "-o", "x.tflite", "--verify", "-1"), "--verify"),
     ],
@@ -174,9 +235,11 @@ def test_inspect_text_and_json(converted):
 def test_inspect_errors_exit_2(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_text("hello")
-    for path, message in [(bad, "not a TFLite flatbuffer"),
-                          (tmp_path / "missing.tflite", "does not exist"),
-                          (tmp_path, "is a directory")]:
+    for path, message in [
+        (bad, "not a TFLite flatbuffer"),
+        (tmp_path / "missing.tflite", "does not exist"),
+        (tmp_path, "is a directory"),
+    ]:
         result = run("inspect", path)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
@@ -186,9 +249,23 @@ def test_inspect_errors_exit_2(tmp_path):
 
 
 def test_benchmark_json_with_float_file(converted):
-    result = run("benchmark", converted["lce"], "--threads", 1, "--repeats", 2, "--warmup", 1,
-                 "--kernel", "default", "--kernel", "indirect_bgemm",
-                 "--compare-float", converted["float"], "--json")
+    result = run(
+        "benchmark",
+        converted["lce"],
+        "--threads",
+        1,
+        "--repeats",
+        2,
+        "--warmup",
+        1,
+        "--kernel",
+        "default",
+        "--kernel",
+        "indirect_bgemm",
+        "--compare-float",
+        converted["float"],
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     timing = json.loads(result.stdout)
     assert timing["threads"] == 1 and timing["repeats"] == 2 and timing["warmup"] == 1
@@ -197,18 +274,20 @@ def test_benchmark_json_with_float_file(converted):
     for entry in timing["kernels"].values():
         assert entry["p10_ms"] <= entry["median_ms"] <= entry["p90_ms"]
     assert timing["binary_to_float_ratio"] == pytest.approx(
-        timing["best_median_ms"] / timing["float"]["median_ms"])
+        timing["best_median_ms"] / timing["float"]["median_ms"]
+    )
     # The fastest kernel is remembered for the library's Predictor.
-    assert converters.cached_kernel(converted["lce"].read_bytes(), 1) == timing["best_kernel"]
+    assert runtime.cached_kernel(converted["lce"].read_bytes(), 1) == timing["best_kernel"]
 
 
 def test_benchmark_text_all_kernels_and_float_from_a_model(saved_model):
     lce = saved_model["dir"] / "plain.tflite"
     converters.save(converters.convert(tf.keras.models.load_model(saved_model["path"])), lce)
-    result = run("benchmark", lce, "--repeats", 1, "--warmup", 0,
-                 "--compare-float", saved_model["path"])
+    result = run(
+        "benchmark", lce, "--repeats", 1, "--warmup", 0, "--compare-float", saved_model["path"]
+    )
     assert result.exit_code == 0, result.output
-    for name in converters.KERNELS:
+    for name in runtime.KERNELS:
         assert f"LCE {name}" in result.stdout
     assert "<- fastest" in result.stdout
     assert "float TFLite (tf.lite)" in result.stdout and "/ float latency" in result.stdout
@@ -221,8 +300,10 @@ def test_benchmark_errors_exit_2(converted, tmp_path):
         (("benchmark", tmp_path / "missing.tflite"), "does not exist"),
         (("benchmark", bad), "not a TFLite flatbuffer"),
         (("benchmark", converted["lce"], "--kernel", "turbo"), "valid kernels are"),
-        (("benchmark", converted["lce"], "--compare-float", tmp_path / "nofloat.tflite"),
-         "does not exist"),
+        (
+            ("benchmark", converted["lce"], "--compare-float", tmp_path / "nofloat.tflite"),
+            "does not exist",
+        ),
         (("benchmark", converted["lce"], "--threads", 0), "--threads"),
     ]
     for args, message in cases:
@@ -246,9 +327,18 @@ def test_device_inference_app(converted, capsys):
     # A .npy input and a forced kernel.
     x = np.random.RandomState(1).randn(16, 16, 3).astype(np.float32)
     np.save(converted["lce"].parent / "x.npy", x)
-    forced = app.main([str(converted["lce"]), "--image", str(converted["lce"].parent / "x.npy"),
-                       "--kernel", "reference", "--repeats", "1"])
-    expected = converters.Predictor(converted["lce"], kernel="reference").predict(x[None])
+    forced = app.main(
+        [
+            str(converted["lce"]),
+            "--image",
+            str(converted["lce"].parent / "x.npy"),
+            "--kernel",
+            "reference",
+            "--repeats",
+            "1",
+        ]
+    )
+    expected = runtime.Predictor(converted["lce"], kernel="reference").predict(x[None])
     np.testing.assert_allclose(forced["scores"], expected[0], atol=1e-6)
     with pytest.raises(SystemExit):
         app.main([str(converted["lce"].parent / "missing.tflite")])
@@ -257,13 +347,11 @@ def test_device_inference_app(converted, capsys):
 @pytest.mark.slow
 def test_convert_larq_zoo_example_tiny(tmp_path):
     example = _load_example("examples/convert_larq_zoo.py")
-    report = example.main(["QuickNetSmall", "--tiny", "--out", str(tmp_path),
-                           "--threads", "1"])
+    report = example.main(["QuickNetSmall", "--tiny", "--out", str(tmp_path), "--threads", "1"])
     assert report["model"] == "lqz:QuickNetSmall" and report["input_size"] == 32
     assert report["binary_convs"] == report["accelerated_convs"] > 0
     assert report["accelerated_bops_share"] == 1.0
     assert report["max_abs_diff"] < 1e-3 or report["top1_agreement"] == 1.0
     assert report["latency"]["best_kernel"] in ("default", "indirect_bgemm")
-    for name in ("QuickNetSmall.tflite", "QuickNetSmall_float.tflite",
-                 "QuickNetSmall_report.json"):
+    for name in ("QuickNetSmall.tflite", "QuickNetSmall_float.tflite", "QuickNetSmall_report.json"):
         assert (tmp_path / name).exists()

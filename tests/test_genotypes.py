@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from larq_bnas import genotypes
-from larq_bnas.genotypes import BNAS_CIFAR, BNAS_IMAGENET, Genotype, resolve_genotype
-from larq_bnas.ops import ALL_PRIMITIVES
+from larq_bnas.models.bnas import genotypes
+from larq_bnas.models.bnas.genotypes import BNAS_CIFAR, BNAS_IMAGENET, Genotype, resolve_genotype
+from larq_bnas.models.bnas.ops import ALL_PRIMITIVES
 
 
 def test_known_ops_match_the_layer_set():

@@ -7,15 +7,15 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 import larq_bnas.zoo as zoo
-from larq_bnas import data
 from larq_bnas.cli import main
 from larq_bnas.config import ConfigError
-from larq_bnas.meliusnet import (
+from larq_bnas.models.meliusnet import (
     ChannelShuffle,
     MeliusNetConfig,
     channel_shuffle,
     load_larq_zoo_weights,
 )
+from larq_bnas.training import data
 from larq_bnas.zoo.registry import model_cost_report
 
 MODELS = {
@@ -93,8 +93,10 @@ def test_specs_carry_the_published_figures_and_the_default_stems():
         assert set(zoo.get_spec(name).paper["plain_stem"]) == keys - {"source"}
     assert zoo.get_spec("meliusnet22").paper["top1"] == 63.6
     assert zoo.get_spec("meliusnet-naive").config.block == "naive"
-    groups = {n: (zoo.get_spec(n).config.transition_groups, zoo.get_spec(n).config.shuffle_groups)
-              for n in MODELS}
+    groups = {
+        n: (zoo.get_spec(n).config.transition_groups, zoo.get_spec(n).config.shuffle_groups)
+        for n in MODELS
+    }
     assert groups["meliusnet-a"] == (4, 16) and groups["meliusnet-b"] == (2, 16)
     assert groups["meliusnet-c"] == (4, 16) and groups["meliusnet59"] == (1, 0)
 
@@ -110,7 +112,9 @@ def test_names_constructors_and_the_custom_builder():
     custom = zoo.get_spec("meliusnet").config
     assert custom.transitions() == TRANSITIONS["meliusnet22"][0]
     assert custom.override({"reductions": "2,2,2"}).transitions() == [
-        (320, 160), (480, 256), (512, 256)
+        (320, 160),
+        (480, 256),
+        (512, 256),
     ]
 
 
@@ -154,8 +158,11 @@ def test_meliusnet22_has_larq_zoos_parameter_count():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, options, key", PUBLISHED[1:],
-                         ids=[n + ("-plain-stem" if o else "") for n, o, _ in PUBLISHED[1:]])
+@pytest.mark.parametrize(
+    "name, options, key",
+    PUBLISHED[1:],
+    ids=[n + ("-plain-stem" if o else "") for n, o, _ in PUBLISHED[1:]],
+)
 def test_costs_at_224_reproduce_the_published_figures(name, options, key):
     report = model_cost_report(name, **options).to_dict()
     _assert_close_to_paper(report, _published(name, key))
@@ -177,8 +184,10 @@ def test_cli_summary_json_reproduces_meliusnet22():
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.slow) if n in ("meliusnet42", "meliusnet59") else n
-     for n in MODELS],
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("meliusnet42", "meliusnet59") else n
+        for n in MODELS
+    ],
 )
 def test_every_model_builds_small_and_runs(name):
     model = getattr(zoo, MODELS[name])(input_shape=(64, 64, 3), num_classes=7)
@@ -193,8 +202,10 @@ def test_improvement_block_adds_to_the_last_channels_only():
     model = zoo.build("meliusnet", input_shape=(32, 32, 3), num_classes=10, **TINY)
     probe = tf.keras.Model(
         model.input,
-        [model.get_layer("section_0_block_0_improve_input").output,
-         model.get_layer("section_0_block_0_improve_concat").output],
+        [
+            model.get_layer("section_0_block_0_improve_input").output,
+            model.get_layer("section_0_block_0_improve_concat").output,
+        ],
     )
     x = np.random.RandomState(0).randn(2, 32, 32, 3).astype("float32")
     before, after = (t.numpy() for t in probe(x, training=False))
@@ -208,9 +219,11 @@ def test_naive_residual_block_adds_to_all_channels():
     assert model.get_layer("section_0_block_0_residual_binconv").filters == 64
     probe = tf.keras.Model(
         model.input,
-        [model.get_layer("section_0_block_0_dense_concat").output,
-         model.get_layer("section_0_block_0_residual_binconv").output,
-         model.get_layer("section_0_block_0_residual_add").output],
+        [
+            model.get_layer("section_0_block_0_dense_concat").output,
+            model.get_layer("section_0_block_0_residual_binconv").output,
+            model.get_layer("section_0_block_0_residual_add").output,
+        ],
     )
     x = np.random.RandomState(0).randn(2, 32, 32, 3).astype("float32")
     before, conv, after = (t.numpy() for t in probe(x, training=False))
@@ -234,15 +247,22 @@ def test_channel_shuffle_static_and_dynamic_agree_with_the_definition():
 
 
 def test_dynamic_input_size_with_shuffle_runs_and_round_trips(tmp_path):
-    model = zoo.build("meliusnet", input_shape=(None, None, 3), num_classes=3,
-                      transition_groups=2, shuffle_groups=4, **TINY)
+    model = zoo.build(
+        "meliusnet",
+        input_shape=(None, None, 3),
+        num_classes=3,
+        transition_groups=2,
+        shuffle_groups=4,
+        **TINY,
+    )
     for size in (32, 48):
         x = np.random.RandomState(size).randn(1, size, size, 3).astype("float32")
         assert model(x, training=False).shape == (1, 3)
     model.save(tmp_path / "m.h5")
     reloaded = tf.keras.models.load_model(tmp_path / "m.h5")
-    np.testing.assert_array_equal(reloaded(x, training=False).numpy(),
-                                  model(x, training=False).numpy())
+    np.testing.assert_array_equal(
+        reloaded(x, training=False).numpy(), model(x, training=False).numpy()
+    )
 
 
 @pytest.mark.slow
@@ -275,8 +295,9 @@ def test_tiny_custom_meliusnet_learns_digits():
 def _lqz_meliusnet22(**kwargs):
     import larq_zoo
 
-    return larq_zoo.literature.MeliusNet22(weights=None, input_shape=(64, 64, 3),
-                                           num_classes=10, **kwargs)
+    return larq_zoo.literature.MeliusNet22(
+        weights=None, input_shape=(64, 64, 3), num_classes=10, **kwargs
+    )
 
 
 @pytest.mark.slow
@@ -297,8 +318,9 @@ def test_larq_zoo_meliusnet22_weights_load_into_the_lqz_layout(tmp_path):
     source.save_weights(tmp_path / "lqz.h5")
     from_file = zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=10, layout="lqz")
     load_larq_zoo_weights(from_file, str(tmp_path / "lqz.h5"))
-    np.testing.assert_allclose(from_file(x, training=False).numpy(),
-                               source(x, training=False).numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        from_file(x, training=False).numpy(), source(x, training=False).numpy(), atol=1e-4
+    )
 
     # The default layout (one-padding, MaxPool 3x3 stem) is a different function.
     default = zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=10)
@@ -307,11 +329,14 @@ def test_larq_zoo_meliusnet22_weights_load_into_the_lqz_layout(tmp_path):
 
     # Architectures that differ are refused with the reason.
     with pytest.raises(ValueError, match="layers differ"):
-        load_larq_zoo_weights(zoo.build("meliusnet", input_shape=(64, 64, 3), layout="lqz",
-                                        num_classes=10, **TINY), source)
+        load_larq_zoo_weights(
+            zoo.build("meliusnet", input_shape=(64, 64, 3), layout="lqz", num_classes=10, **TINY),
+            source,
+        )
     with pytest.raises(ValueError, match="'head_dense': larq-zoo's weights have shapes"):
-        load_larq_zoo_weights(zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=7,
-                                              layout="lqz"), source)
+        load_larq_zoo_weights(
+            zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=7, layout="lqz"), source
+        )
 
 
 # --- Larq Compute Engine ----------------------------------------------------------------
@@ -322,8 +347,14 @@ def test_tiny_meliusnet_with_shuffle_converts_with_lce():
     import larq_compute_engine as lce
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    model = zoo.build("meliusnet", input_shape=(32, 32, 3), num_classes=10,
-                      transition_groups=2, shuffle_groups=4, **TINY)
+    model = zoo.build(
+        "meliusnet",
+        input_shape=(32, 32, 3),
+        num_classes=10,
+        transition_groups=2,
+        shuffle_groups=4,
+        **TINY,
+    )
     flatbuffer = lce.convert_keras_model(model)
     x = np.random.RandomState(0).randn(1, 32, 32, 3).astype("float32")
     got = Interpreter(flatbuffer, num_threads=1).predict(x)
@@ -357,8 +388,11 @@ def test_cli_summary_with_the_plain_stem():
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--set", "foo=1"], "Unknown option 'foo' for MeliusNetConfig; valid options are: "
-                             "blocks, transition_channels, reductions"),
+        (
+            ["--set", "foo=1"],
+            "Unknown option 'foo' for MeliusNetConfig; valid options are: "
+            "blocks, transition_channels, reductions",
+        ),
         (["--set", "stem=round"], "Bad value 'round' for 'stem'; valid values are: grouped, plain"),
         (["--set", "reductions=2,2,2"], "transition_channels or reductions, not both"),
     ],
@@ -370,9 +404,25 @@ def test_cli_bad_options_exit_2_naming_the_valid_ones(options, message):
 
 
 def test_cli_custom_meliusnet_budget():
-    result = run("summary", "meliusnet", "--input-size", "32", "--num-classes", "10", "--json",
-                 "--set", "blocks=1,1", "--set", "reductions=2", "--set", "growth=32",
-                 "--set", "stem_channels=32", "--set", "stem=plain")
+    result = run(
+        "summary",
+        "meliusnet",
+        "--input-size",
+        "32",
+        "--num-classes",
+        "10",
+        "--json",
+        "--set",
+        "blocks=1,1",
+        "--set",
+        "reductions=2",
+        "--set",
+        "growth=32",
+        "--set",
+        "stem_channels=32",
+        "--set",
+        "stem=plain",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["name"] == "meliusnet" and report["binary_convs"] == 4

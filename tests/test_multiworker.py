@@ -35,9 +35,22 @@ def _env(tf_config=None):
 
 def _train(out, strategy, env):
     return subprocess.Popen(
-        [sys.executable, "-m", "larq_bnas", "train", *MODEL, *RUN, "--strategy", strategy,
-         "-o", str(out)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "larq_bnas",
+            "train",
+            *MODEL,
+            *RUN,
+            "--strategy",
+            strategy,
+            "-o",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -69,12 +82,19 @@ def test_two_local_workers_train_like_one(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     multi = tmp_path / "multi"
     single = tmp_path / "single"
-    _finish([  # all three processes at once: the suite waits less
-        *(_train(multi, "multiworker", _env({"cluster": cluster,
-                                             "task": {"type": "worker", "index": i}}))
-          for i in range(2)),
-        _train(single, "none", _env()),
-    ])
+    _finish(
+        [  # all three processes at once: the suite waits less
+            *(
+                _train(
+                    multi,
+                    "multiworker",
+                    _env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                )
+                for i in range(2)
+            ),
+            _train(single, "none", _env()),
+        ]
+    )
 
     one = json.loads((single / "results.json").read_text())
     two = json.loads((multi / "results.json").read_text())
@@ -89,9 +109,11 @@ def test_two_local_workers_train_like_one(tmp_path):
     # Same data order, same initial weights, same global batch of 64: the runs differ only
     # by BatchNorm statistics over 32 instead of 64 images per replica and by summation
     # order, so they converge alike.
-    print(f"\nsingle worker: test top-1 {one['test_top1']:.4f}, final train loss "
-          f"{history_one[-1]['loss']:.4f}; two workers: test top-1 {two['test_top1']:.4f}, "
-          f"final train loss {history_two[-1]['loss']:.4f}")
+    print(
+        f"\nsingle worker: test top-1 {one['test_top1']:.4f}, final train loss "
+        f"{history_one[-1]['loss']:.4f}; two workers: test top-1 {two['test_top1']:.4f}, "
+        f"final train loss {history_two[-1]['loss']:.4f}"
+    )
     assert one["test_top1"] > 0.6 and two["test_top1"] > 0.6
     assert abs(one["test_top1"] - two["test_top1"]) < 0.1
     assert history_two[-1]["loss"] < history_two[0]["loss"]

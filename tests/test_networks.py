@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bnas.cells import Cell, DropPathSchedule, set_drop_path_rate
-from larq_bnas.genotypes import BNAS_CIFAR, BNAS_IMAGENET
-from larq_bnas.networks import BNASConfig, bnas_network
+from larq_bnas.models.bnas.cells import Cell, DropPathSchedule, set_drop_path_rate
+from larq_bnas.models.bnas.genotypes import BNAS_CIFAR, BNAS_IMAGENET
+from larq_bnas.models.bnas.network import BNASConfig, bnas_network
 
 
 def _params(model):
@@ -46,13 +46,16 @@ def test_reductions_and_skip_connections_are_placed_as_in_the_paper():
     assert [c.reduction_prev for c in cells] == [i in (4, 7) for i in range(9)]
     # channels double at each reduction; spatial size halves
     assert [c.output.shape[1:] for c in (cells[0], cells[3], cells[6])] == [
-        (16, 16, 32), (8, 8, 64), (4, 4, 128)
+        (16, 16, 32),
+        (8, 8, 64),
+        (4, 4, 128),
     ]
 
 
 def test_no_skip_ablation_removes_every_skip():
-    model = bnas_network(BNASConfig(cells=4, channels=8, inter_cell_skip=False),
-                         input_shape=(16, 16, 3))
+    model = bnas_network(
+        BNASConfig(cells=4, channels=8, inter_cell_skip=False), input_shape=(16, 16, 3)
+    )
     assert {c.skip for c in _cells(model)} == {"none"}
     assert not any("skip_conv" in w.name for w in model.weights)
 
@@ -60,7 +63,8 @@ def test_no_skip_ablation_removes_every_skip():
 def test_imagenet_stem_runs_cells_at_one_eighth():
     model = bnas_network(
         BNASConfig(cells=3, channels=8, genotype=BNAS_IMAGENET, stem="imagenet"),
-        input_shape=(64, 64, 3), num_classes=7,
+        input_shape=(64, 64, 3),
+        num_classes=7,
     )
     cells = _cells(model)
     assert cells[0].reduction_prev  # s0 comes from stem0 at twice the resolution

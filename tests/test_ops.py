@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_bnas import ops
+from larq_bnas.models.bnas import ops
 
 
 def _x(shape=(2, 8, 8, 4), seed=0):

@@ -6,12 +6,29 @@ import pytest
 from click.testing import CliRunner
 
 from larq_bnas.cli import main
-from larq_bnas.genotypes import BNAS_IMAGENET
+from larq_bnas.models.bnas.genotypes import BNAS_IMAGENET
 from larq_bnas.pipeline import PipelineOptions, parse_model_entry
 
-TINY_RUN = ["--search-epochs", "1", "--search-cells", "3", "--search-channels", "4",
-            "--search-input-size", "8", "--cells", "3", "--channels", "4", "--epochs", "1",
-            "--input-size", "16", "--compare", "bnas-mini@cells=3,channels=4"]
+TINY_RUN = [
+    "--search-epochs",
+    "1",
+    "--search-cells",
+    "3",
+    "--search-channels",
+    "4",
+    "--search-input-size",
+    "8",
+    "--cells",
+    "3",
+    "--channels",
+    "4",
+    "--epochs",
+    "1",
+    "--input-size",
+    "16",
+    "--compare",
+    "bnas-mini cells=3 channels=4",
+]
 
 
 def test_options_are_validated():
@@ -21,10 +38,12 @@ def test_options_are_validated():
         PipelineOptions(gammas=(0.0,))
     with pytest.raises(ValueError, match="train_gamma 2 is not one of"):
         PipelineOptions(gammas=(1.0, 3.0), train_gamma=2)
-    assert parse_model_entry("bnas-a@cells=3,channels=4") == ("bnas-a", {"cells": "3",
-                                                                          "channels": "4"})
-    with pytest.raises(ValueError, match="Bad model option"):
-        parse_model_entry("bnas-a@cells")
+    assert parse_model_entry("meliusnet cells=3 blocks=4,5,4,4") == (
+        "meliusnet",
+        {"cells": "3", "blocks": "4,5,4,4"},
+    )
+    with pytest.raises(ValueError, match="'cells' is not KEY=VALUE"):
+        parse_model_entry("bnas-a cells")
 
 
 @pytest.mark.slow
@@ -49,9 +68,13 @@ def test_run_with_a_given_genotype_resumes_stage_by_stage(tmp_path):
     latency = json.loads((out / "benchmark.json").read_text())
     assert latency["best_median_ms"] > 0 and latency["float"]["median_ms"] > 0
     page = (out / "report.html").read_text()
-    for title in ("Training", "Cost report at 16x16", "Conversion to Larq Compute Engine",
-                  "Latency"):
+    for title in (
+        "Training",
+        "Cost report at 16x16",
+        "Conversion to Larq Compute Engine",
+        "Latency",
+    ):
         assert title in page
-    assert "bnas-mini@cells=3,channels=4" in page
+    assert "bnas-mini cells=3 channels=4" in page
     assert page.count("data:image/png;base64,") >= 1
     assert "Given genotype" in (out / "report.md").read_text()

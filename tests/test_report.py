@@ -5,7 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from larq_bnas.report import Report, Section, Table, fmt, write_report  # noqa: E402
+from larq_bnas.document import Report, Section, Table, fmt, write_report  # noqa: E402
 
 
 def test_report_writes_markdown_and_self_contained_html(tmp_path):
@@ -18,8 +18,12 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
         title="Run <1>",
         key_figures=[("test accuracy", "0.93")],
         sections=[
-            Section("Costs", ["BOPs & FLOPs"], Table(["model", "ops"], [["bnas-a", 9.88e7]]),
-                    [("learning curves", picture)]),
+            Section(
+                "Costs",
+                ["BOPs & FLOPs"],
+                Table(["model", "ops"], [["bnas-a", 9.88e7]]),
+                [("learning curves", picture)],
+            ),
         ],
     )
     md, page = write_report(report, tmp_path)
@@ -30,7 +34,7 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
     assert "Run &lt;1&gt;" in html and "BOPs &amp; FLOPs" in html
     encoded = base64.b64encode(picture.read_bytes()).decode()
     assert f"data:image/png;base64,{encoded}" in html
-    assert "src=\"http" not in html and "<link" not in html  # nothing external
+    assert 'src="http' not in html and "<link" not in html  # nothing external
 
 
 def test_fmt():

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from larq_bnas.cli import main
-from larq_bnas.ops import PRIMITIVES
+from larq_bnas.models.bnas.ops import PRIMITIVES
 from larq_bnas.search import (
     SearchModel,
     SupernetConfig,
@@ -52,8 +52,9 @@ def test_discard_zeroise_and_validation():
 
 
 def _fit(diversity_lambda, tmp_path):
-    model = SearchModel(SupernetConfig(cells=3, channels=4, input_size=8),
-                        diversity_lambda=diversity_lambda)
+    model = SearchModel(
+        SupernetConfig(cells=3, channels=4, input_size=8), diversity_lambda=diversity_lambda
+    )
     # A large architecture learning rate makes the effect visible within a few steps
     # (alphas start at 1e-3 * N(0, 1), so the entropy starts at ln 7 to 7 digits).
     model.compile(jit_compile=False, arch_learning_rate=0.05)
@@ -78,24 +79,46 @@ def test_diversity_regularizer_keeps_the_entropy_higher(tmp_path):
 @pytest.mark.slow
 def test_search_job_writes_its_outputs_resumes_and_feeds_the_zoo(tmp_path):
     out = tmp_path / "search"
-    kwargs = dict(cells=3, channels=4, input_size=8, batch_size=16, steps_per_epoch=4,
-                  gammas=(1.0, 3.0), verbose=0, tensorboard=False)
+    kwargs = dict(
+        cells=3,
+        channels=4,
+        input_size=8,
+        batch_size=16,
+        steps_per_epoch=4,
+        gammas=(1.0, 3.0),
+        verbose=0,
+        tensorboard=False,
+    )
     run_search(out, epochs=1, **kwargs)
-    for name in ("genotype_gamma1.json", "genotype_gamma3.json", "alphas.json",
-                 "alphas_final.json", "cells_gamma1.png", "alphas.png", "state.json"):
+    for name in (
+        "genotype_gamma1.json",
+        "genotype_gamma3.json",
+        "alphas.json",
+        "alphas_final.json",
+        "cells_gamma1.png",
+        "alphas.png",
+        "state.json",
+    ):
         assert (out / name).exists(), name
     run_search(out, epochs=2, resume=True, **kwargs)
     history = json.loads((out / "alphas.json").read_text())
     assert len(history["alpha_normal"]) == 3  # initial + 2 epochs
     from larq_bnas.zoo import build
 
-    model = build("bnas", genotype=str(out / "genotype_gamma1.json"), cells=3, channels=4,
-                  input_shape=(16, 16, 3))
+    model = build(
+        "bnas",
+        genotype=str(out / "genotype_gamma1.json"),
+        cells=3,
+        channels=4,
+        input_shape=(16, 16, 3),
+    )
     assert model.output_shape == (None, 10)
 
     runner = CliRunner()
-    result = runner.invoke(main, ["derive", str(out / "alphas_final.json"), "--gamma", "3",
-                                  "-o", str(tmp_path / "g3.json")])
+    result = runner.invoke(
+        main,
+        ["derive", str(out / "alphas_final.json"), "--gamma", "3", "-o", str(tmp_path / "g3.json")],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "g3.json").read_text())["normal"]
 

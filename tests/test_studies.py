@@ -17,24 +17,39 @@ def run(*args):
 
 # --- registry and CLI errors ----------------------------------------------------------
 
+
 def test_registry_names_the_five_studies_with_their_paper_cost():
-    assert study_names() == ["layer-types", "baselines", "ablations", "naive-vs-melius",
-                             "optimizers"]
+    assert study_names() == [
+        "layer-types",
+        "baselines",
+        "ablations",
+        "naive-vs-melius",
+        "optimizers",
+    ]
     datasets = {name: paper_cost(name).dataset for name in STUDIES}
-    assert datasets == {"layer-types": "cifar10", "baselines": "cifar10",
-                        "ablations": "cifar10", "naive-vs-melius": "imagenet2012",
-                        "optimizers": "imagenet2012"}
+    assert datasets == {
+        "layer-types": "cifar10",
+        "baselines": "cifar10",
+        "ablations": "cifar10",
+        "naive-vs-melius": "imagenet2012",
+        "optimizers": "imagenet2012",
+    }
     assert "10 hours" in paper_cost("ablations").gpu_hours  # the paper's search cost
     assert "40 epochs" in paper_cost("naive-vs-melius").schedule
 
 
-@pytest.mark.parametrize("args, message", [
-    (["study", "nope", "-o", "x"], "Unknown study 'nope'; valid studies are: layer-types"),
-    (["study", "baselines", "--scale", "huge", "-o", "x"],
-     "Unknown scale 'huge'; valid scales are: toy, paper"),
-    (["study", "baselines", "--epochs", "0", "-o", "x"], "--epochs"),
-    (["study", "baselines"], "Missing option '--output'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["study", "nope", "-o", "x"], "Unknown study 'nope'; valid studies are: layer-types"),
+        (
+            ["study", "baselines", "--scale", "huge", "-o", "x"],
+            "Unknown scale 'huge'; valid scales are: toy, paper",
+        ),
+        (["study", "baselines", "--epochs", "0", "-o", "x"], "--epochs"),
+        (["study", "baselines"], "Missing option '--output'"),
+    ],
+)
 def test_cli_errors_exit_2_with_a_clear_message(tmp_path, args, message):
     result = run(*args)
     assert result.exit_code == 2
@@ -70,12 +85,13 @@ def test_lean_autograph_is_scoped_and_trains_the_same_weights():
     from tensorflow.python.autograph.core import config
 
     from larq_bnas.studies.common import lean_autograph
-    from larq_bnas.zoo.baselines import XNORResNet
+    from larq_bnas.zoo import XNORResNet
 
     def fit_once():
         tf.keras.utils.set_random_seed(1)
-        model = XNORResNet(input_shape=(8, 8, 3), blocks=(1, 1), stage_channels=(8, 16),
-                           stem_channels=8)
+        model = XNORResNet(
+            input_shape=(8, 8, 3), blocks=(1, 1), stage_channels=(8, 16), stem_channels=8
+        )
         model.compile("adam", "sparse_categorical_crossentropy")
         x = np.random.RandomState(0).randn(16, 8, 8, 3).astype("float32")
         y = np.arange(16) % 10
@@ -99,6 +115,7 @@ def test_lean_autograph_is_scoped_and_trains_the_same_weights():
 
 # --- the XNOR-Net baselines in the zoo ----------------------------------------------
 
+
 def _expected_resnet_macs(blocks, channels, stem, size):
     """Binary and float multiply-accumulates of an XNOR ResNet, counted by hand."""
     binary, c_in, s = 0, stem, size
@@ -118,11 +135,14 @@ def test_xnor_baselines_are_zoo_models_binarized_the_xnor_net_way():
 
     from larq_bnas import zoo
     from larq_bnas.costs import model_costs
-    from larq_bnas.zoo.baselines import XNORWRN40, XNORResNet18, XNORResNet34
+    from larq_bnas.zoo import XNORWRN40, XNORResNet18, XNORResNet34
 
     assert {"xnor-resnet18", "xnor-resnet34", "xnor-wrn40"} <= set(zoo.model_names())
-    for name, constructor in (("xnor-resnet18", XNORResNet18), ("xnor-resnet34", XNORResNet34),
-                              ("xnor-wrn40", XNORWRN40)):
+    for name, constructor in (
+        ("xnor-resnet18", XNORResNet18),
+        ("xnor-resnet34", XNORResNet34),
+        ("xnor-wrn40", XNORWRN40),
+    ):
         spec = zoo.get_spec(name)
         assert constructor.__name__ == spec.constructor
         assert spec.dataset == "cifar10" and spec.input_shape == (32, 32, 3)
@@ -133,8 +153,11 @@ def test_xnor_baselines_are_zoo_models_binarized_the_xnor_net_way():
     model = XNORResNet18(input_shape=(16, 16, 3), width=0.25, num_classes=7)
     assert model.output_shape == (None, 7)
     report = model_costs(model)
-    float_layers = [layer.name for layer in report.layers
-                    if layer.kind in ("Conv2D", "Dense") and not layer.binary]
+    float_layers = [
+        layer.name
+        for layer in report.layers
+        if layer.kind in ("Conv2D", "Dense") and not layer.binary
+    ]
     assert float_layers == ["stem_conv", "classifier"]  # first conv and last dense only
     quant = [layer for layer in model.submodules if isinstance(layer, lq.layers.QuantConv2D)]
     assert len(quant) == 16 + 3  # 8 blocks x 2 convs + 3 shortcuts
@@ -160,6 +183,7 @@ def test_xnor_wrn40_shape_and_build_by_name():
 
 
 # --- toy studies end to end ---------------------------------------------------------
+
 
 def _table(out, name):
     stem = name.replace("-", "_")
@@ -188,12 +212,19 @@ def test_layer_types_toy_study_and_resume(tmp_path):
     assert result.output.count("[layer-types ") == 12  # one progress line per unit
     assert "[layer-types] table:" in result.output
     rows, table = _table(out, "layer-types")
-    assert [r["layer_type"] for r in rows] == ["conv_3x3", "conv_5x5", "dil_conv_3x3",
-                                               "dil_conv_5x5", "sep_conv_3x3", "sep_conv_5x5"]
+    assert [r["layer_type"] for r in rows] == [
+        "conv_3x3",
+        "conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+    ]
     for r in rows:
         _accuracy(r["float_top1"]), _accuracy(r["binary_top1"])
         assert float(r["drop"]) == pytest.approx(
-            float(r["float_top1"]) - float(r["binary_top1"]), abs=1e-5)
+            float(r["float_top1"]) - float(r["binary_top1"]), abs=1e-5
+        )
         assert float(r["binary_ops"]) < float(r["float_ops"])  # BOPs count 1/64
     assert table["dense_precision"] == "float"
     assert len(list((out / "units").glob("*.json"))) == 12
@@ -215,8 +246,15 @@ def test_baselines_toy_study(tmp_path):
     result = run("study", "baselines", "--epochs", "1", "-o", out)
     assert result.exit_code == 0, result.output
     rows, table = _table(out, "baselines")
-    assert [r["model"] for r in rows] == ["xnor-resnet18", "xnor-resnet34", "xnor-wrn40",
-                                          "bnas-mini", "bnas-a", "bnas-b", "bnas-c"]
+    assert [r["model"] for r in rows] == [
+        "xnor-resnet18",
+        "xnor-resnet34",
+        "xnor-wrn40",
+        "bnas-mini",
+        "bnas-a",
+        "bnas-b",
+        "bnas-c",
+    ]
     for r in rows:
         _accuracy(r["test_top1"])
         assert float(r["ops"]) > float(r["trained_ops"]) > 0
@@ -251,7 +289,8 @@ def test_naive_vs_melius_toy_study_and_resume_of_a_missing_unit(tmp_path):
     assert "skipped" in lines[0] and "naive" in lines[1] and "skipped" not in lines[1]
     assert again.rows[0]["test_top1"] == pytest.approx(float(rows[0]["test_top1"]))
     assert json.loads((out / "units" / "naive.json").read_text())["test_top1"] == (
-        pytest.approx(float(rows[1]["test_top1"])))  # the finished run's results, reused
+        pytest.approx(float(rows[1]["test_top1"]))
+    )  # the finished run's results, reused
 
 
 @pytest.mark.slow
@@ -282,8 +321,7 @@ def test_ablations_toy_study_searches_derives_and_trains(tmp_path):
     assert result.output.count("[ablations ") == 4 + 6  # 4 searches, 6 trainings
     rows, table = _table(out, "ablations")
     by = {r["variant"]: r for r in rows}
-    assert list(by) == ["full", "no_skip", "no_zeroise", "no_diversity", "no_dilated",
-                        "with_sep"]
+    assert list(by) == ["full", "no_skip", "no_zeroise", "no_diversity", "no_dilated", "with_sep"]
     for r in rows:
         _accuracy(r["test_top1"])
     assert by["no_skip"]["inter_cell_skip"] == "False"

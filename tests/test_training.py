@@ -77,9 +77,12 @@ def test_every_recipe_compiles_a_model():
     for name, recipe in RECIPES.items():
         model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, "softmax")])
         recipe.compile(model, epochs=10, steps_per_epoch=5)
-        model.fit(np.zeros((8, 4)), np.zeros(8), verbose=0,
-                  callbacks=recipe.callbacks(epochs=10, steps_per_epoch=5,
-                                             optimizer=model.optimizer))
+        model.fit(
+            np.zeros((8, 4)),
+            np.zeros(8),
+            verbose=0,
+            callbacks=recipe.callbacks(epochs=10, steps_per_epoch=5, optimizer=model.optimizer),
+        )
         assert model.optimizer is not None, name
     assert get_recipe("bnas-imagenet").label_smoothing == 0.1
     with pytest.raises(ValueError, match="Unknown recipe 'foo'.*bnas-cifar"):
@@ -109,8 +112,9 @@ def test_smoothed_loss_matches_the_formula():
     loss = get_recipe("bnas-imagenet").loss()
     probs = np.array([[0.7, 0.2, 0.1]], np.float32)
     target = 0.1 / 3 + np.array([0.9, 0, 0])
-    assert float(loss(np.array([0]), probs)) == pytest.approx(-(target * np.log(probs)).sum(),
-                                                              rel=1e-5)
+    assert float(loss(np.array([0]), probs)) == pytest.approx(
+        -(target * np.log(probs)).sum(), rel=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -128,14 +132,25 @@ def test_one_cycle_recipe_cycles_momentum_and_ramps_drop_path():
 
     x = np.random.RandomState(0).randn(16, 8, 8, 3).astype("float32")
     y = np.arange(16) % 10
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0,
-              callbacks=[*recipe.callbacks(epochs=2, steps_per_epoch=4,
-                                           optimizer=model.optimizer), Probe()])
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            *recipe.callbacks(epochs=2, steps_per_epoch=4, optimizer=model.optimizer),
+            Probe(),
+        ],
+    )
     schedule = model.optimizer.learning_rate
     assert seen == pytest.approx([schedule.momentum(step) for step in range(8)])
     assert min(seen) < 0.9 < max(seen)
-    rates = {float(layer.drop_path_rate.numpy()) for layer in model.submodules
-             if hasattr(layer, "drop_path_rate")}
+    rates = {
+        float(layer.drop_path_rate.numpy())
+        for layer in model.submodules
+        if hasattr(layer, "drop_path_rate")
+    }
     assert rates and all(r == pytest.approx(0.1) for r in rates)  # epoch 1 of 2: 0.2 * 1 / 2
     assert len(model.losses) == len(model.trainable_variables)  # L2 weight decay terms
 
@@ -198,18 +213,44 @@ class _Interrupt(tf.keras.callbacks.Callback):
 def test_interrupted_training_resumes_to_the_same_number_of_epochs(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train("bnas-mini", output_dir=out, epochs=3, options=TINY, verbose=0,
-              extra_callbacks=[_Interrupt()])
+        train(
+            "bnas-mini",
+            output_dir=out,
+            epochs=3,
+            options=TINY,
+            verbose=0,
+            extra_callbacks=[_Interrupt()],
+        )
     assert [e["epoch"] for e in json.loads((out / "history.json").read_text())] == [1]
     # resume from the command line
-    result = CliRunner().invoke(main, ["train", "bnas-mini", "--cells", "3", "--channels", "4",
-                                       "--epochs", "3", "-o", str(out), "--resume"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "bnas-mini",
+            "--cells",
+            "3",
+            "--channels",
+            "4",
+            "--epochs",
+            "3",
+            "-o",
+            str(out),
+            "--resume",
+        ],
+    )
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history] == [1, 2, 3]
-    for name in ("best.weights.h5", "final.weights.h5", "curves.png", "train.log",
-                 "results.json", "state.json"):
+    for name in (
+        "best.weights.h5",
+        "final.weights.h5",
+        "curves.png",
+        "train.log",
+        "results.json",
+        "state.json",
+    ):
         assert (out / name).exists(), name
     log = (out / "train.log").read_text().splitlines()
     assert [line.split()[1] for line in log if line.startswith("epoch")] == ["1", "2", "3"]
@@ -226,9 +267,26 @@ def test_interrupted_training_resumes_to_the_same_number_of_epochs(tmp_path):
 def test_cli_train_and_evaluate(tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(main, ["train", "bnas-mini", "--cells", "3", "--channels", "4",
-                                  "--epochs", "1", "--flip-stats", "--input-size", "12",
-                                  "--set", "pad_values=0.0", "-o", str(out)])
+    result = runner.invoke(
+        main,
+        [
+            "train",
+            "bnas-mini",
+            "--cells",
+            "3",
+            "--channels",
+            "4",
+            "--epochs",
+            "1",
+            "--flip-stats",
+            "--input-size",
+            "12",
+            "--set",
+            "pad_values=0.0",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "test top-1" in result.output and "MiB" in result.output
     results = json.loads((out / "results.json").read_text())
@@ -240,9 +298,24 @@ def test_cli_train_and_evaluate(tmp_path):
     assert flips[0]["layer"] == "all" and len(flips) > 1  # overall + one row per layer
     assert (out / "flips.csv").read_text().startswith("epoch,layer,p50,p90,p95,p99,max")
     assert (out / "curves.png").stat().st_size > 1000
-    result = runner.invoke(main, ["evaluate", "bnas-mini", "--cells", "3", "--channels", "4",
-                                  "--input-size", "12", "--set", "pad_values=0.0",
-                                  "--weights", str(out / "final.weights.h5"), "--json"])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "bnas-mini",
+            "--cells",
+            "3",
+            "--channels",
+            "4",
+            "--input-size",
+            "12",
+            "--set",
+            "pad_values=0.0",
+            "--weights",
+            str(out / "final.weights.h5"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     scored = json.loads(result.output)
     assert scored["top1"] == pytest.approx(results["test_top1"], abs=1e-6)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import larq_bnas.zoo as zoo
-from larq_bnas import data
+from larq_bnas.training import data
 from larq_bnas.zoo import registry
 
 BNAS_MODELS = ["bnas-mini", "bnas-a", "bnas-b", "bnas-c", "bnas-d", "bnas-e", "bnas-f", "bnas-g"]
@@ -37,7 +37,11 @@ def test_constructors_share_one_keyword_only_signature():
     assert len(signatures) == 1
     params = inspect.signature(zoo.BNASA).parameters
     assert [p for p in params if p != "options"] == [
-        "input_shape", "input_tensor", "weights", "include_top", "num_classes"
+        "input_shape",
+        "input_tensor",
+        "weights",
+        "include_top",
+        "num_classes",
     ]
     assert all(p.kind is p.KEYWORD_ONLY for n, p in params.items() if n != "options")
     with pytest.raises(TypeError):
@@ -113,16 +117,16 @@ def test_weights_from_a_local_file_and_from_a_registered_url(tmp_path, monkeypat
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     entry = registry.PretrainedWeights(url=path.as_uri(), sha256=sha, num_classes=10)
     registry.add_weights("bnas-mini", "digits-test", entry)
-    monkeypatch.setenv("LARQ_BNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LARQ_BNAS_CACHE_DIR", str(tmp_path / "cache"))
     fetched = zoo.BNASMini(input_shape=(16, 16, 3), cells=3, channels=4, weights="digits-test")
     np.testing.assert_array_equal(fetched(x, training=False).numpy(), expected)
-    assert (tmp_path / "cache" / "larq_bnas" / "models" / "bnas-mini" / "w.h5").exists()
+    assert (tmp_path / "cache" / "weights" / "bnas-mini" / "w.h5").exists()
 
     with pytest.raises(ValueError, match="have 10 classes"):
         zoo.BNASMini(input_shape=(16, 16, 3), num_classes=3, weights="digits-test")
     bad = registry.PretrainedWeights(url=path.as_uri(), sha256="0" * 64)
     registry.add_weights("bnas-mini", "bad", bad)
-    monkeypatch.setenv("LARQ_BNAS_CACHE", str(tmp_path / "cache2"))
+    monkeypatch.setenv("LARQ_BNAS_CACHE_DIR", str(tmp_path / "cache2"))
     with pytest.raises(ValueError, match="hash"):
         zoo.BNASMini(input_shape=(16, 16, 3), cells=3, channels=4, weights="bad")
 
@@ -139,7 +143,7 @@ def test_mismatched_weights_file_gives_a_clear_error(tmp_path):
 
 
 def test_custom_bnas_builder_takes_any_genotype(tmp_path):
-    from larq_bnas.genotypes import BNAS_IMAGENET
+    from larq_bnas.models.bnas.genotypes import BNAS_IMAGENET
 
     path = BNAS_IMAGENET.save(tmp_path / "cell.json")
     model = zoo.build("bnas", genotype=str(path), cells=4, channels=8, input_shape=(16, 16, 3))

@@ -71,8 +71,9 @@ def choose_kernel(flatbuffer: bytes, threads: int, x: np.ndarray) -> tuple[str, 
     return min(timings, key=timings.get), timings
 
 
-def load_input(path: str | None, shape: tuple[int, ...], mean: list[float],
-               std: list[float]) -> np.ndarray:
+def load_input(
+    path: str | None, shape: tuple[int, ...], mean: list[float], std: list[float]
+) -> np.ndarray:
     """A batch of one input of ``shape`` (N, H, W, C) from an image, a .npy or at random."""
     if path is None:
         return np.random.RandomState(0).randn(1, *shape[1:]).astype(np.float32)
@@ -127,8 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     probe = make_interpreter(flatbuffer, args.threads, "reference")
     shape = tuple(int(d) for d in probe.input_shapes[0])
     x = quantize(load_input(args.image, shape, args.mean, args.std), probe)
-    kernel, timings = (args.kernel, {}) if args.kernel != "auto" else choose_kernel(
-        flatbuffer, args.threads, x)
+    kernel, timings = (
+        (args.kernel, {}) if args.kernel != "auto" else choose_kernel(flatbuffer, args.threads, x)
+    )
     interpreter = make_interpreter(flatbuffer, args.threads, kernel)
     latency = time_kernel(interpreter, x, args.repeats)
     scores = dequantize(run_once(interpreter, x), interpreter).reshape(-1)
@@ -144,8 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     for rank, index in enumerate(top, 1):
         name = labels[index] if labels and index < len(labels) else f"class {index}"
         print(f"{rank:>2}. {name:<30} {scores[index]:.4f}")
-    return {"kernel": kernel, "latency_ms": latency, "top": [int(i) for i in top],
-            "scores": scores}
+    return {"kernel": kernel, "latency_ms": latency, "top": [int(i) for i in top], "scores": scores}
 
 
 if __name__ == "__main__":

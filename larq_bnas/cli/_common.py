@@ -15,33 +15,49 @@ MODEL_HELP = (
 
 
 def parse_set(values: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``("cells=8", "stem=plain")`` -> ``{"cells": "8", "stem": "plain"}``."""
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE (for example --set stem=plain)", param_hint="--set"
-            )
-        out[key.strip()] = value.strip()
-    return out
+    """``--set`` values -> options (``larq_bnas.config.parse_assignments``)."""
+    from larq_bnas.config import ConfigError, parse_assignments
+
+    try:
+        return parse_assignments(values)
+    except ConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--set") from err
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add --set, --cells, --channels, --input-size and --num-classes to a command."""
     decorators = [
         click.option(
-            "--set", "set_", multiple=True, metavar="KEY=VALUE",
+            "--set",
+            "set_",
+            multiple=True,
+            metavar="KEY=VALUE",
             help="Override a model option (repeatable), e.g. --set pad_values=0.0.",
         ),
-        click.option("--cells", type=click.IntRange(min=3), default=None,
-                     help="Number of cells (BNAS models and genotype files)."),
-        click.option("--channels", type=click.IntRange(min=1), default=None,
-                     help="Initial channels C (BNAS models and genotype files)."),
-        click.option("--input-size", type=click.IntRange(min=8), default=None,
-                     help="Square input size in pixels (default: the model's own)."),
-        click.option("--num-classes", type=click.IntRange(min=1), default=None,
-                     help="Classifier outputs (default: the model's own)."),
+        click.option(
+            "--cells",
+            type=click.IntRange(min=3),
+            default=None,
+            help="Number of cells (BNAS models and genotype files).",
+        ),
+        click.option(
+            "--channels",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Initial channels C (BNAS models and genotype files).",
+        ),
+        click.option(
+            "--input-size",
+            type=click.IntRange(min=8),
+            default=None,
+            help="Square input size in pixels (default: the model's own).",
+        ),
+        click.option(
+            "--num-classes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Classifier outputs (default: the model's own).",
+        ),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -82,5 +98,3 @@ def echo_json(obj: Any) -> None:
     from larq_bnas._io import _jsonable
 
     click.echo(json.dumps(obj, indent=2, default=_jsonable))
-
-

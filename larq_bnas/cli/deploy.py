@@ -11,37 +11,88 @@ from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model
 
 @click.command()
 @click.argument("model")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="The LCE flatbuffer to write (.tflite).")
-@click.option("--weights", type=click.Path(), default=None,
-              help="Weights to load into MODEL first: a .h5 file, a TF checkpoint, or the "
-                   "name of published weights.")
-@click.option("--target", type=click.Choice(["arm", "xcore"]), default="arm", show_default=True,
-              help="arm: phones, Raspberry Pi (and x86 for testing); xcore: XMOS xcore.ai.")
-@click.option("--int8-io", is_flag=True,
-              help="int8 model input and output (needs an int8-quantized model or "
-                   "--default-int8-range).")
-@click.option("--default-int8-range", nargs=2, type=float, default=None,
-              metavar="MIN MAX",
-              help="Range for tensors without int8 statistics (LCE's dummy quantization, "
-                   "for latency tests only).")
-@click.option("--float", "float_output", type=click.Path(dir_okay=False), default=None,
-              help="Also write a plain float TFLite of the model, for comparison.")
-@click.option("--verify", "verify_n", type=click.IntRange(min=0), default=0,
-              help="Compare N random inputs through Keras and LCE.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the acceleration report as JSON.")
-@click.option("--random-batchnorm", is_flag=True,
-              help="Give the BatchNorms random statistics before converting (latency tests "
-                   "of untrained models, whose identical BatchNorms TensorFlow merges).")
-@click.option("--strict", is_flag=True,
-              help="Exit with code 1 if any binary layer stayed float.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The LCE flatbuffer to write (.tflite).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(),
+    default=None,
+    help="Weights to load into MODEL first: a .h5 file, a TF checkpoint, or the "
+    "name of published weights.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["arm", "xcore"]),
+    default="arm",
+    show_default=True,
+    help="arm: phones, Raspberry Pi (and x86 for testing); xcore: XMOS xcore.ai.",
+)
+@click.option(
+    "--int8-io",
+    is_flag=True,
+    help="int8 model input and output (needs an int8-quantized model or --default-int8-range).",
+)
+@click.option(
+    "--default-int8-range",
+    nargs=2,
+    type=float,
+    default=None,
+    metavar="MIN MAX",
+    help="Range for tensors without int8 statistics (LCE's dummy quantization, "
+    "for latency tests only).",
+)
+@click.option(
+    "--float",
+    "float_output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a plain float TFLite of the model, for comparison.",
+)
+@click.option(
+    "--verify",
+    "verify_n",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Compare N random inputs through Keras and LCE.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the acceleration report as JSON.",
+)
+@click.option(
+    "--random-batchnorm",
+    is_flag=True,
+    help="Give the BatchNorms random statistics before converting (latency tests "
+    "of untrained models, whose identical BatchNorms TensorFlow merges).",
+)
+@click.option("--strict", is_flag=True, help="Exit with code 1 if any binary layer stayed float.")
 @model_options
-def convert(model: str, output: str, weights: str | None, target: str, int8_io: bool,
-            default_int8_range: tuple[float, float] | None, float_output: str | None,
-            verify_n: int, report_path: str | None, random_batchnorm: bool, strict: bool,
-            set_: tuple[str, ...], cells: int | None, channels: int | None,
-            input_size: int | None, num_classes: int | None) -> None:
+def convert(
+    model: str,
+    output: str,
+    weights: str | None,
+    target: str,
+    int8_io: bool,
+    default_int8_range: tuple[float, float] | None,
+    float_output: str | None,
+    verify_n: int,
+    report_path: str | None,
+    random_batchnorm: bool,
+    strict: bool,
+    set_: tuple[str, ...],
+    cells: int | None,
+    channels: int | None,
+    input_size: int | None,
+    num_classes: int | None,
+) -> None:
     """Convert MODEL to an LCE flatbuffer and report what became binary ops.
 
     MODEL is a zoo name, a genotype JSON file (with --cells/--channels), a saved Keras
@@ -65,18 +116,20 @@ def convert(model: str, output: str, weights: str | None, target: str, int8_io: 
     from larq_bnas._io import write_json
 
     looks_like_path = weights is not None and (
-        os.sep in weights or weights.endswith((".h5", ".keras", ".ckpt", ".index")))
+        os.sep in weights or weights.endswith((".h5", ".keras", ".ckpt", ".index"))
+    )
     if looks_like_path and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist")
-    keras_model = load_cli_model(model, weights=weights,
-                                 **model_kwargs(set_, cells, channels, input_size, num_classes))
+    keras_model = load_cli_model(
+        model, weights=weights, **model_kwargs(set_, cells, channels, input_size, num_classes)
+    )
     if random_batchnorm:
         converters.randomize_batchnorm(keras_model)
-    flatbuffer = converters.convert(keras_model, target=target, int8_io=int8_io,
-                                    default_int8_range=default_int8_range)
+    flatbuffer = converters.convert(
+        keras_model, target=target, int8_io=int8_io, default_int8_range=default_int8_range
+    )
     converters.save(flatbuffer, output)
-    report = converters.acceleration_report(keras_model, converters.read(flatbuffer),
-                                            target=target)
+    report = converters.acceleration_report(keras_model, converters.read(flatbuffer), target=target)
     if verify_n:
         report.update(converters.verify(keras_model, flatbuffer, n=verify_n))
     if float_output:
@@ -132,18 +185,36 @@ def inspect(flatbuffer: str, as_json: bool) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
-@click.option("--kernel", "kernels", multiple=True,
-              help="Kernel choice(s) to time (default: all). Repeatable.")
-@click.option("--compare-float", default=None, metavar="FLOAT.tflite|MODEL",
-              help="Also time the float TFLite of the same model: a .tflite file, or a "
-                   "MODEL reference to convert with TensorFlow's converter first (model "
-                   "options below apply to it).")
+@click.option(
+    "--kernel",
+    "kernels",
+    multiple=True,
+    help="Kernel choice(s) to time (default: all). Repeatable.",
+)
+@click.option(
+    "--compare-float",
+    default=None,
+    metavar="FLOAT.tflite|MODEL",
+    help="Also time the float TFLite of the same model: a .tflite file, or a "
+    "MODEL reference to convert with TensorFlow's converter first (model "
+    "options below apply to it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
 @model_options
-def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
-              kernels: tuple[str, ...], compare_float: str | None, as_json: bool,
-              set_: tuple[str, ...], cells: int | None, channels: int | None,
-              input_size: int | None, num_classes: int | None) -> None:
+def benchmark(
+    flatbuffer: str,
+    threads: int,
+    repeats: int,
+    warmup: int,
+    kernels: tuple[str, ...],
+    compare_float: str | None,
+    as_json: bool,
+    set_: tuple[str, ...],
+    cells: int | None,
+    channels: int | None,
+    input_size: int | None,
+    num_classes: int | None,
+) -> None:
     """Time batch-1 inference of an LCE flatbuffer with each kernel choice.
 
     Each kernel choice (native: larq_bnas's own kernels for LCE's ops, compiled for
@@ -158,23 +229,33 @@ def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
       larq_bnas benchmark quicknet.tflite --compare-float lqz:QuickNet --json
       larq_bnas benchmark bnas_a.tflite --kernel native --kernel indirect_bgemm
     """
-    from larq_bnas.converters import KERNELS
-    from larq_bnas.converters import benchmark as run_benchmark
+    from larq_bnas.runtime import KERNELS
+    from larq_bnas.runtime import benchmark as run_benchmark
 
     for name in kernels:
         if name not in KERNELS:
-            raise click.BadParameter(f"{name!r}; valid kernels are: {', '.join(KERNELS)}",
-                                     param_hint="--kernel")
+            raise click.BadParameter(
+                f"{name!r}; valid kernels are: {', '.join(KERNELS)}", param_hint="--kernel"
+            )
     float_source: bytes | str | None = compare_float
     if compare_float is not None and not _is_tflite_file(compare_float):
         if compare_float.endswith(".tflite"):
             raise FileNotFoundError(f"Float flatbuffer {compare_float!r} does not exist")
         from larq_bnas.converters import convert_float
 
-        float_source = convert_float(load_cli_model(
-            compare_float, **model_kwargs(set_, cells, channels, input_size, num_classes)))
-    result = run_benchmark(flatbuffer, threads=threads, warmup=warmup, repeats=repeats,
-                           kernels=list(kernels) or None, float_source=float_source)
+        float_source = convert_float(
+            load_cli_model(
+                compare_float, **model_kwargs(set_, cells, channels, input_size, num_classes)
+            )
+        )
+    result = run_benchmark(
+        flatbuffer,
+        threads=threads,
+        warmup=warmup,
+        repeats=repeats,
+        kernels=list(kernels) or None,
+        float_source=float_source,
+    )
     if as_json:
         echo_json(result)
         return
@@ -182,14 +263,20 @@ def benchmark(flatbuffer: str, threads: int, repeats: int, warmup: int,
     for name, timing in result["kernels"].items():
         if "median_ms" in timing:
             mark = "  <- fastest" if name == result["best_kernel"] else ""
-            click.echo(f"  LCE {name:<24} {timing['median_ms']:8.2f} ms "
-                       f"(p10 {timing['p10_ms']:.2f}, p90 {timing['p90_ms']:.2f}){mark}")
+            click.echo(
+                f"  LCE {name:<24} {timing['median_ms']:8.2f} ms "
+                f"(p10 {timing['p10_ms']:.2f}, p90 {timing['p90_ms']:.2f}){mark}"
+            )
         else:
             click.echo(f"  LCE {name:<24} failed: {timing['error']}")
     if "float" in result:
         f = result["float"]
-        click.echo(f"  float TFLite (tf.lite)       {f['median_ms']:8.2f} ms "
-                   f"(p10 {f['p10_ms']:.2f}, p90 {f['p90_ms']:.2f})")
-        click.echo(f"binary ({result['best_kernel']}) / float latency: "
-                   f"{result['binary_to_float_ratio']:.2f}")
+        click.echo(
+            f"  float TFLite (tf.lite)       {f['median_ms']:8.2f} ms "
+            f"(p10 {f['p10_ms']:.2f}, p90 {f['p90_ms']:.2f})"
+        )
+        click.echo(
+            f"binary ({result['best_kernel']}) / float latency: "
+            f"{result['binary_to_float_ratio']:.2f}"
+        )
     sys.stdout.flush()

@@ -10,41 +10,59 @@ from larq_bnas.studies import SCALES, STUDIES
 class _StudyName(click.ParamType):
     name = "study"
 
-    def convert(self, value: str, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         if value not in STUDIES:
-            self.fail(f"Unknown study {value!r}; valid studies are: {', '.join(STUDIES)}",
-                      param, ctx)
+            self.fail(
+                f"Unknown study {value!r}; valid studies are: {', '.join(STUDIES)}", param, ctx
+            )
         return value
 
 
 class _Scale(click.ParamType):
     name = "scale"
 
-    def convert(self, value: str, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         if value not in SCALES:
-            self.fail(f"Unknown scale {value!r}; valid scales are: {', '.join(SCALES)}",
-                      param, ctx)
+            self.fail(f"Unknown scale {value!r}; valid scales are: {', '.join(SCALES)}", param, ctx)
         return value
 
 
 @click.command()
 @click.argument("name", type=_StudyName(), metavar="NAME")
-@click.option("--scale", type=_Scale(), default="toy", show_default=True,
-              help="toy: embedded digits, minutes (NOT the papers' numbers); paper: the "
-                   "papers' dataset and schedule.")
-@click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
-              help="Output directory (units, table .csv/.json, figure .png).")
-@click.option("--resume", is_flag=True,
-              help="Continue the study in --output: finished units are skipped.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Override the training epochs of every trained unit (the ablations' "
-                   "searches keep theirs).")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="Where tfds datasets are prepared (paper scale; default $TFDS_DATA_DIR).")
-def study(name: str, scale: str, output: str, resume: bool, epochs: int | None,
-          data_dir: str | None) -> None:
+@click.option(
+    "--scale",
+    type=_Scale(),
+    default="toy",
+    show_default=True,
+    help="toy: embedded digits, minutes (NOT the papers' numbers); paper: the "
+    "papers' dataset and schedule.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Output directory (units, table .csv/.json, figure .png).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the study in --output: finished units are skipped."
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the training epochs of every trained unit (the ablations' "
+    "searches keep theirs).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="Where tfds datasets are prepared (paper scale; default $TFDS_DATA_DIR).",
+)
+def study(
+    name: str, scale: str, output: str, resume: bool, epochs: int | None, data_dir: str | None
+) -> None:
     """Run study NAME: one of the papers' experiments, end to end.
 
     \b
@@ -69,8 +87,9 @@ def study(name: str, scale: str, output: str, resume: bool, epochs: int | None,
     """
     from larq_bnas.studies import run_study
 
-    result = run_study(name, scale, output, resume, epochs=epochs, data_dir=data_dir,
-                       echo=click.echo)
+    result = run_study(
+        name, scale, output, resume, epochs=epochs, data_dir=data_dir, echo=click.echo
+    )
     columns = result.columns
     click.echo("\t".join(columns))
     for row in result.rows:

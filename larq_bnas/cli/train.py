@@ -9,40 +9,93 @@ from larq_bnas.cli._common import echo_json, model_kwargs, model_options
 
 @click.command()
 @click.argument("model")
-@click.option("--dataset", default="digits", show_default=True,
-              help="digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.")
-@click.option("--recipe", default=None,
-              help="Training recipe: digits, bnas-cifar, bnas-imagenet, meliusnet-imagenet, "
-                   "meliusnet-40, adam, radam, sgd (default: digits on the digits, else "
-                   "bnas-cifar).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs (default: 12 on digits, else the recipe's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Global batch size over all replicas (default: 64 on digits, else the "
-                   "recipe's).")
-@click.option("--output", "-o", type=click.Path(file_okay=False), required=True,
-              help="Output directory (checkpoints, weights, history, curves, results).")
+@click.option(
+    "--dataset",
+    default="digits",
+    show_default=True,
+    help="digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    help="Training recipe: digits, bnas-cifar, bnas-imagenet, meliusnet-imagenet, "
+    "meliusnet-40, adam, radam, sgd (default: digits on the digits, else "
+    "bnas-cifar).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs (default: 12 on digits, else the recipe's).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Global batch size over all replicas (default: 64 on digits, else the recipe's).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Output directory (checkpoints, weights, history, curves, results).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run found in --output.")
 @click.option("--weights", type=click.Path(), default=None, help="Initial weights file.")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="Where tfds datasets are prepared (default $TFDS_DATA_DIR).")
-@click.option("--strategy", type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
-              default="auto", show_default=True,
-              help="tf.distribute strategy; multiworker reads TF_CONFIG.")
-@click.option("--flip-stats", is_flag=True,
-              help="Log binary-weight sign-flip percentiles per epoch (flips.json/.csv).")
-@click.option("--xla/--no-xla", default=False, show_default=True,
-              help="Compile the train step with XLA (slower for these models on CPU).")
-@click.option("--lean-memory/--no-lean-memory", default=True, show_default=True,
-              help="Recompute binary ops in the backward pass: about half the memory.")
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="Where tfds datasets are prepared (default $TFDS_DATA_DIR).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
+    default="auto",
+    show_default=True,
+    help="tf.distribute strategy; multiworker reads TF_CONFIG.",
+)
+@click.option(
+    "--flip-stats",
+    is_flag=True,
+    help="Log binary-weight sign-flip percentiles per epoch (flips.json/.csv).",
+)
+@click.option(
+    "--xla/--no-xla",
+    default=False,
+    show_default=True,
+    help="Compile the train step with XLA (slower for these models on CPU).",
+)
+@click.option(
+    "--lean-memory/--no-lean-memory",
+    default=True,
+    show_default=True,
+    help="Recompute binary ops in the backward pass: about half the memory.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @model_options
-def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
-          batch_size: int | None, output: str, resume: bool, weights: str | None,
-          data_dir: str | None, strategy: str, flip_stats: bool, xla: bool,
-          lean_memory: bool, seed: int,
-          set_: tuple[str, ...], cells: int | None, channels: int | None,
-          input_size: int | None, num_classes: int | None) -> None:
+def train(
+    model: str,
+    dataset: str,
+    recipe: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    output: str,
+    resume: bool,
+    weights: str | None,
+    data_dir: str | None,
+    strategy: str,
+    flip_stats: bool,
+    xla: bool,
+    lean_memory: bool,
+    seed: int,
+    set_: tuple[str, ...],
+    cells: int | None,
+    channels: int | None,
+    input_size: int | None,
+    num_classes: int | None,
+) -> None:
     """Train MODEL on a dataset with one of the papers' recipes.
 
     MODEL is a zoo name, a genotype JSON file (with --cells/--channels), a saved Keras
@@ -59,13 +112,26 @@ def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
 
     options = model_kwargs(set_, cells, channels)
     if num_classes is not None:
-        raise click.BadParameter("the dataset sets the number of classes",
-                                 param_hint="--num-classes")
+        raise click.BadParameter(
+            "the dataset sets the number of classes", param_hint="--num-classes"
+        )
     results = train_job(
-        model, output_dir=output, dataset=dataset, recipe=recipe, epochs=epochs,
-        batch_size=batch_size, input_size=input_size, weights=weights, resume=resume,
-        data_dir=data_dir, options=options, strategy=strategy, flip_stats=flip_stats,
-        jit_compile=xla, lean_memory=lean_memory, seed=seed,
+        model,
+        output_dir=output,
+        dataset=dataset,
+        recipe=recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        input_size=input_size,
+        weights=weights,
+        resume=resume,
+        data_dir=data_dir,
+        options=options,
+        strategy=strategy,
+        flip_stats=flip_stats,
+        jit_compile=xla,
+        lean_memory=lean_memory,
+        seed=seed,
     )
     click.echo(
         f"test top-1 {results['test_top1']:.4f}  top-5 {results['test_top5']:.4f}  "
@@ -82,10 +148,20 @@ def train(model: str, dataset: str, recipe: str | None, epochs: int | None,
 @click.option("--data-dir", type=click.Path(), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @model_options
-def evaluate(model: str, weights: str | None, dataset: str, split: str | None,
-             batch_size: int, data_dir: str | None, as_json: bool, set_: tuple[str, ...],
-             cells: int | None, channels: int | None, input_size: int | None,
-             num_classes: int | None) -> None:
+def evaluate(
+    model: str,
+    weights: str | None,
+    dataset: str,
+    split: str | None,
+    batch_size: int,
+    data_dir: str | None,
+    as_json: bool,
+    set_: tuple[str, ...],
+    cells: int | None,
+    channels: int | None,
+    input_size: int | None,
+    num_classes: int | None,
+) -> None:
     """Top-1 / top-5 accuracy of MODEL (with --weights) on a dataset.
 
     \b
@@ -96,13 +172,23 @@ def evaluate(model: str, weights: str | None, dataset: str, split: str | None,
     from larq_bnas.training import evaluate as evaluate_job
 
     if num_classes is not None:
-        raise click.BadParameter("the dataset sets the number of classes",
-                                 param_hint="--num-classes")
-    result = evaluate_job(model, dataset=dataset, split=split, weights=weights,
-                          input_size=input_size, batch_size=batch_size, data_dir=data_dir,
-                          options=model_kwargs(set_, cells, channels))
+        raise click.BadParameter(
+            "the dataset sets the number of classes", param_hint="--num-classes"
+        )
+    result = evaluate_job(
+        model,
+        dataset=dataset,
+        split=split,
+        weights=weights,
+        input_size=input_size,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        options=model_kwargs(set_, cells, channels),
+    )
     if as_json:
         echo_json(result)
     else:
-        click.echo(f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
-                   f"loss {result['loss']:.4f}  ({result['examples']} images)")
+        click.echo(
+            f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+            f"loss {result['loss']:.4f}  ({result['examples']} images)"
+        )

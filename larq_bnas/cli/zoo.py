@@ -31,23 +31,27 @@ def list_models(as_json: bool) -> None:
     rows = []
     for spec in list_specs():
         ours = figures.get(spec.name, {})
-        rows.append({
-            "name": spec.name,
-            "constructor": spec.constructor,
-            "dataset": spec.dataset,
-            "input_shape": list(spec.input_shape),
-            "paper_top1": spec.paper.get("top1"),
-            "paper_top5": spec.paper.get("top5"),
-            "paper_ops": spec.paper.get("ops"),
-            "paper_size_mib": spec.paper.get("size_mib"),
-            **{f"our_{k}": v for k, v in ours.items()},
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "constructor": spec.constructor,
+                "dataset": spec.dataset,
+                "input_shape": list(spec.input_shape),
+                "paper_top1": spec.paper.get("top1"),
+                "paper_top5": spec.paper.get("top5"),
+                "paper_ops": spec.paper.get("ops"),
+                "paper_size_mib": spec.paper.get("size_mib"),
+                **{f"our_{k}": v for k, v in ours.items()},
+            }
+        )
     if as_json:
         echo_json(rows)
         return
-    header = (f"{'model':<16} {'constructor':<15} {'dataset':<13} {'top-1':>6} "
-              f"{'paper OPs':>10} {'our OPs':>9} {'ours (paper way)':>16} {'size MiB':>9} "
-              f"{'params':>12}")
+    header = (
+        f"{'model':<16} {'constructor':<15} {'dataset':<13} {'top-1':>6} "
+        f"{'paper OPs':>10} {'our OPs':>9} {'ours (paper way)':>16} {'size MiB':>9} "
+        f"{'params':>12}"
+    )
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
@@ -58,22 +62,37 @@ def list_models(as_json: bool) -> None:
             f"{_fmt(r.get('our_ops_paper'), 1e8) + 'e8' if r.get('our_ops_paper') else '':>16} "
             f"{_fmt(r.get('our_size_mib')):>9} {r.get('our_trainable_params', 0):>12,}"
         )
-    click.echo("\nAccuracies are the papers' (ImageNet top-1 or CIFAR-10); no weights are "
-               "published yet. `larq_bnas summary MODEL` gives the full cost report.")
+    click.echo(
+        "\nAccuracies are the papers' (ImageNet top-1 or CIFAR-10); no weights are "
+        "published yet. `larq_bnas summary MODEL` gives the full cost report."
+    )
 
 
 @click.command()
 @click.argument("model")
 @model_options
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (name, trainable_params, binary_params, "
-                   "float_params, size_mib, bops, flops, ops, ...).")
-@click.option("--per-layer/--totals", default=False,
-              help="Show every layer's costs (default: totals only).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (name, trainable_params, binary_params, "
+    "float_params, size_mib, bops, flops, ops, ...).",
+)
+@click.option(
+    "--per-layer/--totals", default=False, help="Show every layer's costs (default: totals only)."
+)
 @click.option("--count-dense", is_flag=True, help="Add dense layers' MACs to the FLOPs.")
-def summary(model: str, set_: tuple[str, ...], cells: int | None, channels: int | None,
-            input_size: int | None, num_classes: int | None, as_json: bool, per_layer: bool,
-            count_dense: bool) -> None:
+def summary(
+    model: str,
+    set_: tuple[str, ...],
+    cells: int | None,
+    channels: int | None,
+    input_size: int | None,
+    num_classes: int | None,
+    as_json: bool,
+    per_layer: bool,
+    count_dense: bool,
+) -> None:
     """Cost report of MODEL: parameters, size, BOPs, FLOPs and OPs.
 
     MODEL is a zoo name (see `larq_bnas list`), a genotype JSON file (with --cells/

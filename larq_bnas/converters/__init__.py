@@ -1,6 +1,9 @@
-"""Deployment with Larq Compute Engine: convert, verify, report, benchmark, run.
+"""Conversion to Larq Compute Engine flatbuffers: convert, read, verify, report.
 
-    from larq_bnas.converters import convert, verify, acceleration_report, Predictor
+    from larq_bnas.converters import convert, verify, acceleration_report
+
+Running a flatbuffer (interpreters, kernel choice, benchmark, ``Predictor``) lives in
+``larq_bnas.runtime``.
 
 - ``convert(model, target=, int8_io=, default_int8_range=)`` -> LCE flatbuffer bytes;
   ``convert_float(model)`` -> the plain float TFLite of the same model; ``save``.
@@ -8,46 +11,55 @@
 - ``acceleration_report(model, info, target=)`` / ``format_report``: which binary layers
   became ``LceBconv2d``, which did not and why, BOPs share, predicted vs actual size.
 - ``verify(model, flatbuffer, n=)``: Keras vs LCE outputs.
-- ``benchmark(path, threads=)``: batch-1 latency per LCE kernel choice (+ float TFLite).
-- ``Predictor(path)``: inference on the fastest kernel for this machine (remembered).
 """
 
-from larq_bnas.converters.flatbuffer import LCE_OPS, FlatbufferInfo, read
-from larq_bnas.converters.inference import (
-    AUTO_KERNELS,
-    KERNELS,
-    Predictor,
-    benchmark,
-    cached_kernel,
-    kernel_cache_path,
-    make_interpreter,
-)
-from larq_bnas.converters.lce import IO_TYPES, TARGETS, convert, convert_float, float32_model, save
-from larq_bnas.converters.report import (
+from larq_bnas.converters.acceleration import (
     acceleration_report,
     format_report,
     randomize_batchnorm,
     untrained_batchnorm,
 )
+from larq_bnas.converters.flatbuffer import LCE_OPS, FlatbufferInfo, read
+from larq_bnas.converters.lce import IO_TYPES, TARGETS, convert, convert_float, float32_model, save
 from larq_bnas.converters.verify import verify
 
-__all__ = [
+#: Names that moved to ``larq_bnas.runtime``; still reachable here for one release.
+_RUNTIME_NAMES = (
     "AUTO_KERNELS",
-    "IO_TYPES",
     "KERNELS",
+    "Predictor",
+    "benchmark",
+    "cached_kernel",
+    "kernel_cache_path",
+    "make_interpreter",
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _RUNTIME_NAMES:
+        import warnings
+
+        from larq_bnas import runtime
+
+        warnings.warn(
+            f"larq_bnas.converters.{name} moved to larq_bnas.runtime.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "IO_TYPES",
     "LCE_OPS",
     "TARGETS",
     "FlatbufferInfo",
-    "Predictor",
     "acceleration_report",
-    "benchmark",
-    "cached_kernel",
     "convert",
     "convert_float",
     "float32_model",
     "format_report",
-    "kernel_cache_path",
-    "make_interpreter",
     "randomize_batchnorm",
     "read",
     "save",

@@ -73,19 +73,25 @@ class FlatbufferInfo:
             "custom_ops": self.custom_ops,
             "lce": any(name in LCE_OPS for name in self.custom_ops),
             "bconvs": [_bconv_row(op) for op in self.bconv_ops],
-            "inputs": [{"shape": list(s), "type": t}
-                       for s, t in zip(self.input_shapes, self.input_types, strict=True)],
-            "outputs": [{"shape": list(s), "type": t}
-                        for s, t in zip(self.output_shapes, self.output_types, strict=True)],
+            "inputs": [
+                {"shape": list(s), "type": t}
+                for s, t in zip(self.input_shapes, self.input_types, strict=True)
+            ],
+            "outputs": [
+                {"shape": list(s), "type": t}
+                for s, t in zip(self.output_shapes, self.output_types, strict=True)
+            ],
         }
 
     def table(self) -> str:
         lines = [f"{'op':<28} {'count':>6}", "-" * 35]
         lines += [f"{name:<28} {count:>6}" for name, count in self.op_counts.items()]
-        inputs = ", ".join(f"{t}{list(s)}" for s, t in
-                           zip(self.input_shapes, self.input_types, strict=True))
-        outputs = ", ".join(f"{t}{list(s)}" for s, t in
-                            zip(self.output_shapes, self.output_types, strict=True))
+        inputs = ", ".join(
+            f"{t}{list(s)}" for s, t in zip(self.input_shapes, self.input_types, strict=True)
+        )
+        outputs = ", ".join(
+            f"{t}{list(s)}" for s, t in zip(self.output_shapes, self.output_types, strict=True)
+        )
         lines += [
             "",
             f"file size      {self.size_bytes:,} bytes ({self.size_bytes / 2**20:.3f} MiB)",
@@ -95,9 +101,12 @@ class FlatbufferInfo:
             f"outputs        {outputs}",
         ]
         if self.bconv_ops:
-            lines += ["", "LceBconv2d ops:",
-                      f"  {'op':>4} {'in->out':>11} {'kernel':>6} {'stride':>6} {'dil':>4} "
-                      f"{'padding':>7} {'pad':>3} {'output':>12} {'bitpacked':>9}"]
+            lines += [
+                "",
+                "LceBconv2d ops:",
+                f"  {'op':>4} {'in->out':>11} {'kernel':>6} {'stride':>6} {'dil':>4} "
+                f"{'padding':>7} {'pad':>3} {'output':>12} {'bitpacked':>9}",
+            ]
             for op in self.bconv_ops:
                 r = _bconv_row(op)
                 lines.append(
@@ -106,7 +115,8 @@ class FlatbufferInfo:
                     f"{'x'.join(map(str, r['strides'])):>6} "
                     f"{'x'.join(map(str, r['dilation'])):>4} {r['padding']:>7} "
                     f"{r['pad_values']:>3} {'x'.join(map(str, r['output_shape'])):>12} "
-                    f"{'yes' if r['bitpacked_output'] else 'no':>9}")
+                    f"{'yes' if r['bitpacked_output'] else 'no':>9}"
+                )
         return "\n".join(lines)
 
 
@@ -120,8 +130,10 @@ def _bconv_row(op: OpInfo) -> dict[str, Any]:
         "filters": int(filt[0]) if filt else 0,
         "kernel_size": [int(filt[1]), int(filt[2])] if len(filt) == 4 else [],
         "strides": [int(o.get("stride_height", 1)), int(o.get("stride_width", 1))],
-        "dilation": [int(o.get("dilation_height_factor", 1)),
-                     int(o.get("dilation_width_factor", 1))],
+        "dilation": [
+            int(o.get("dilation_height_factor", 1)),
+            int(o.get("dilation_width_factor", 1)),
+        ],
         "padding": _PADDING.get(o.get("padding"), str(o.get("padding"))),
         "pad_values": int(o.get("pad_values", 0)),
         "output_shape": [int(d) for d in out[1:]],
@@ -185,8 +197,10 @@ def read(source: bytes | str | os.PathLike) -> FlatbufferInfo:
         buf = bytes(source)
     schema, op_names, type_names = _names()
     if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ValueError(f"{what} not a TFLite flatbuffer (no TFL3 identifier); pass a "
-                         ".tflite file written by `larq_bnas convert` or a TFLite converter")
+        raise ValueError(
+            f"{what} not a TFLite flatbuffer (no TFL3 identifier); pass a "
+            ".tflite file written by `larq_bnas convert` or a TFLite converter"
+        )
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
     codes = []
     for oc in model.operatorCodes:
@@ -211,9 +225,17 @@ def read(source: bytes | str | os.PathLike) -> FlatbufferInfo:
             options = _decode_custom_options(op.customOptions)
         else:
             options = _builtin_conv_options(op.builtinOptions)
-        info.ops.append(OpInfo(n, name, [shape(i) for i in inputs],
-                               [shape(i) for i in op.outputs], [dtype(i) for i in inputs],
-                               options=options, output_types=[dtype(i) for i in op.outputs]))
+        info.ops.append(
+            OpInfo(
+                n,
+                name,
+                [shape(i) for i in inputs],
+                [shape(i) for i in op.outputs],
+                [dtype(i) for i in inputs],
+                options=options,
+                output_types=[dtype(i) for i in op.outputs],
+            )
+        )
     info.input_shapes = [shape(i) for i in graph.inputs]
     info.input_types = [dtype(i) for i in graph.inputs]
     info.output_shapes = [shape(i) for i in graph.outputs]

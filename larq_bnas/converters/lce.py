@@ -45,13 +45,19 @@ def float32_model(model: tf.keras.Model) -> tf.keras.Model:
     LCE (like the TFLite converter) cannot convert mixed-precision models; the copy is
     rebuilt from the model's config under the float32 policy and gets the same weights.
     """
-    if all(_policy_name(layer) == "float32" for layer in model.submodules
-           if isinstance(layer, tf.keras.layers.Layer)) and _policy_name(model) == "float32":
+    if (
+        all(
+            _policy_name(layer) == "float32"
+            for layer in model.submodules
+            if isinstance(layer, tf.keras.layers.Layer)
+        )
+        and _policy_name(model) == "float32"
+    ):
         return model
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy("float32")
     try:
-        import larq_bnas.cells  # noqa: F401  (registers the custom layers)
+        import larq_bnas.models.bnas.cells  # noqa: F401  (registers the custom layers)
 
         try:
             config = model.get_config()
@@ -64,8 +70,12 @@ def float32_model(model: tf.keras.Model) -> tf.keras.Model:
                 f"({err}). Build it under tf.keras.mixed_precision.set_global_policy("
                 "'float32') and load its weights."
             ) from err
-        clone.set_weights([np.asarray(w, dtype=np.float32) if np.asarray(w).dtype.kind == "f"
-                           else w for w in model.get_weights()])
+        clone.set_weights(
+            [
+                np.asarray(w, dtype=np.float32) if np.asarray(w).dtype.kind == "f" else w
+                for w in model.get_weights()
+            ]
+        )
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
     return clone
@@ -113,9 +123,7 @@ def _io_type(value: Any, what: str) -> tf.DType:
     if isinstance(value, tf.DType):
         value = value.name
     if value not in IO_TYPES:
-        raise ValueError(
-            f"Unknown {what} {value!r}; valid types are: {', '.join(IO_TYPES)}"
-        )
+        raise ValueError(f"Unknown {what} {value!r}; valid types are: {', '.join(IO_TYPES)}")
     return tf.int8 if value == "int8" else tf.float32
 
 
@@ -154,8 +162,10 @@ def convert(
     if default_int8_range is not None:
         low, high = (float(v) for v in default_int8_range)
         if not low < high:
-            raise ValueError(f"default_int8_range must be (min, max) with min < max, "
-                             f"got {tuple(default_int8_range)}")
+            raise ValueError(
+                f"default_int8_range must be (min, max) with min < max, "
+                f"got {tuple(default_int8_range)}"
+            )
         default_int8_range = (low, high)
     model = float32_model(model)
     with tempfile.TemporaryDirectory() as directory:

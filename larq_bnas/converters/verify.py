@@ -15,15 +15,22 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas.converters.inference import Predictor
+from larq_bnas.runtime.interpreters import Predictor
 
 #: Kernels tried in turn: the default one refuses grouped binary convs at run time.
 VERIFY_KERNELS = ("default", "indirect_bgemm", "reference")
 
 
-def verify(model: tf.keras.Model, flatbuffer: bytes, *, n: int = 10, seed: int = 0,
-           inputs: np.ndarray | None = None, threads: int = 2,
-           kernel: str | None = None) -> dict[str, Any]:
+def verify(
+    model: tf.keras.Model,
+    flatbuffer: bytes,
+    *,
+    n: int = 10,
+    seed: int = 0,
+    inputs: np.ndarray | None = None,
+    threads: int = 2,
+    kernel: str | None = None,
+) -> dict[str, Any]:
     """Run ``n`` inputs (standard normal unless given) through Keras and through LCE's
     interpreter; return ``n``, ``max_abs_diff``, ``mean_abs_diff``, ``top1_agreement``
     (for a 2-D output) and the LCE ``kernel`` used (the first of ``VERIFY_KERNELS`` that

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from larq_bnas._io import read_json
-from larq_bnas.genotypes import Genotype
-from larq_bnas.ops import PRIMITIVES, ZEROISE
+from larq_bnas.models.bnas.genotypes import Genotype
+from larq_bnas.models.bnas.ops import PRIMITIVES, ZEROISE
 
 NODES = 4
 
@@ -39,9 +39,12 @@ def softmax(alpha: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def adjusted_weights(alpha: np.ndarray, gamma: float = 1.0,
-                     layer_set: Sequence[str] = PRIMITIVES,
-                     discard_zeroise: bool = False) -> np.ndarray:
+def adjusted_weights(
+    alpha: np.ndarray,
+    gamma: float = 1.0,
+    layer_set: Sequence[str] = PRIMITIVES,
+    discard_zeroise: bool = False,
+) -> np.ndarray:
     """softmax(alpha) per row with Zeroise's weight divided by gamma (or, with
     ``discard_zeroise``, set to -inf so it is never chosen)."""
     weights = softmax(alpha)
@@ -51,14 +54,15 @@ def adjusted_weights(alpha: np.ndarray, gamma: float = 1.0,
     return weights
 
 
-def _derive_cell(alpha: np.ndarray, gamma: float, layer_set: Sequence[str],
-                 discard_zeroise: bool) -> list[tuple[str, int]]:
+def _derive_cell(
+    alpha: np.ndarray, gamma: float, layer_set: Sequence[str], discard_zeroise: bool
+) -> list[tuple[str, int]]:
     weights = adjusted_weights(alpha, gamma, layer_set, discard_zeroise)
     pairs: list[tuple[str, int]] = []
     start = 0
     for node in range(NODES):
         n_inputs = node + 2
-        rows = weights[start:start + n_inputs]
+        rows = weights[start : start + n_inputs]
         scores = rows.max(axis=1)
         # Highest score first; ties keep the earlier input (a stable sort).
         edges = sorted(range(n_inputs), key=lambda j: -scores[j])[:2]
@@ -103,10 +107,12 @@ def derive_genotype(
     layer_set = tuple(layer_set)
     if discard_zeroise and all(op == ZEROISE for op in layer_set):
         raise ValueError("discard_zeroise leaves no operation in the layer set")
-    normal = _derive_cell(_check_alpha("alpha_normal", alpha_normal, layer_set), gamma,
-                          layer_set, discard_zeroise)
-    reduce = _derive_cell(_check_alpha("alpha_reduce", alpha_reduce, layer_set), gamma,
-                          layer_set, discard_zeroise)
+    normal = _derive_cell(
+        _check_alpha("alpha_normal", alpha_normal, layer_set), gamma, layer_set, discard_zeroise
+    )
+    reduce = _derive_cell(
+        _check_alpha("alpha_reduce", alpha_reduce, layer_set), gamma, layer_set, discard_zeroise
+    )
     return Genotype(normal=normal, reduce=reduce, name=name)
 
 
@@ -144,20 +150,36 @@ def load_alphas(path: str | os.PathLike, epoch: int | None = None) -> dict[str, 
             if epochs is None or epoch not in epochs:
                 raise ValueError(f"Epoch {epoch} is not in {path}; it holds epochs {epochs}")
             index = list(epochs).index(epoch)
-        return {"alpha_normal": normal[index], "alpha_reduce": reduce[index],
-                "layer_set": layer_set,
-                "epoch": epochs[index] if epochs is not None else index}
+        return {
+            "alpha_normal": normal[index],
+            "alpha_reduce": reduce[index],
+            "layer_set": layer_set,
+            "epoch": epochs[index] if epochs is not None else index,
+        }
     if epoch is not None and data.get("epoch") != epoch:
         raise ValueError(f"{path} holds the alphas of epoch {data.get('epoch')}, not {epoch}")
-    return {"alpha_normal": normal, "alpha_reduce": reduce, "layer_set": layer_set,
-            "epoch": data.get("epoch")}
+    return {
+        "alpha_normal": normal,
+        "alpha_reduce": reduce,
+        "layer_set": layer_set,
+        "epoch": data.get("epoch"),
+    }
 
 
-def derive_from_file(path: str | os.PathLike, gamma: float = 1.0,
-                     discard_zeroise: bool = False, epoch: int | None = None) -> Genotype:
+def derive_from_file(
+    path: str | os.PathLike,
+    gamma: float = 1.0,
+    discard_zeroise: bool = False,
+    epoch: int | None = None,
+) -> Genotype:
     """``derive_genotype`` on the alphas saved in ``path`` (see ``load_alphas``)."""
     alphas = load_alphas(path, epoch)
     suffix = "_nozeroise" if discard_zeroise else ""
-    return derive_genotype(alphas["alpha_normal"], alphas["alpha_reduce"], gamma,
-                           alphas["layer_set"], discard_zeroise,
-                           name=f"searched_gamma{format_gamma(gamma)}{suffix}")
+    return derive_genotype(
+        alphas["alpha_normal"],
+        alphas["alpha_reduce"],
+        gamma,
+        alphas["layer_set"],
+        discard_zeroise,
+        name=f"searched_gamma{format_gamma(gamma)}{suffix}",
+    )

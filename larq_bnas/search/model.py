@@ -48,8 +48,9 @@ def alpha_entropy(*alphas: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(-tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1))
 
 
-def cosine_lr(epoch: int, epochs: int, lr: float = WEIGHT_LR,
-              lr_min: float = WEIGHT_LR_MIN) -> float:
+def cosine_lr(
+    epoch: int, epochs: int, lr: float = WEIGHT_LR, lr_min: float = WEIGHT_LR_MIN
+) -> float:
     """The weight learning rate of epoch ``epoch`` (0-based) of ``epochs``."""
     return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / max(epochs, 1))) / 2
 
@@ -87,10 +88,15 @@ class SearchModel(Supernet):
     (H(alpha) after each step) and ``div_weight`` (lambda * exp(-t / tau)).
     """
 
-    def __init__(self, config: SupernetConfig | None = None, *,
-                 diversity_lambda: float = DIVERSITY_LAMBDA,
-                 diversity_tau: float = DIVERSITY_TAU, name: str = "bnas_search",
-                 **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SupernetConfig | None = None,
+        *,
+        diversity_lambda: float = DIVERSITY_LAMBDA,
+        diversity_tau: float = DIVERSITY_TAU,
+        name: str = "bnas_search",
+        **overrides: Any,
+    ) -> None:
         if diversity_lambda < 0:
             raise ValueError(f"diversity_lambda must be >= 0, got {diversity_lambda}")
         if diversity_tau <= 0:
@@ -107,7 +113,8 @@ class SearchModel(Supernet):
         self.arch_loss_tracker = tf.keras.metrics.Mean(name="arch_loss")
         self.arch_ce_tracker = tf.keras.metrics.Mean(name="arch_ce")
         self.arch_accuracy_tracker = tf.keras.metrics.SparseCategoricalAccuracy(
-            name="arch_accuracy")
+            name="arch_accuracy"
+        )
         self.entropy_tracker = tf.keras.metrics.Mean(name="entropy")
         self.div_weight_tracker = tf.keras.metrics.Mean(name="div_weight")
 
@@ -140,8 +147,7 @@ class SearchModel(Supernet):
         """
         self.weight_lr, self.weight_lr_min = float(learning_rate), float(min_learning_rate)
         self.weight_decay, self.arch_weight_decay = float(weight_decay), float(arch_weight_decay)
-        optimizer = optimizer or tf.keras.optimizers.SGD(learning_rate,
-                                                         momentum=WEIGHT_MOMENTUM)
+        optimizer = optimizer or tf.keras.optimizers.SGD(learning_rate, momentum=WEIGHT_MOMENTUM)
         self.arch_optimizer = arch_optimizer or tf.keras.optimizers.Adam(
             arch_learning_rate, beta_1=ARCH_BETAS[0], beta_2=ARCH_BETAS[1]
         )
@@ -152,9 +158,15 @@ class SearchModel(Supernet):
 
     @property
     def metrics(self) -> list[tf.keras.metrics.Metric]:
-        return [self.loss_tracker, self.accuracy_tracker, self.arch_loss_tracker,
-                self.arch_ce_tracker, self.arch_accuracy_tracker, self.entropy_tracker,
-                self.div_weight_tracker]
+        return [
+            self.loss_tracker,
+            self.accuracy_tracker,
+            self.arch_loss_tracker,
+            self.arch_ce_tracker,
+            self.arch_accuracy_tracker,
+            self.entropy_tracker,
+            self.div_weight_tracker,
+        ]
 
     def diversity_weight(self) -> tf.Tensor:
         """lambda * exp(-t / tau) at the current ``search_epoch``."""
@@ -163,8 +175,9 @@ class SearchModel(Supernet):
     # --- the search step ----------------------------------------------------------------
     @staticmethod
     def _ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
-            y, logits, from_logits=True))
+        return tf.reduce_mean(
+            tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        )
 
     def _forward_backward(self) -> Any:
         """A nested ``tf.function``: (x, y) -> (CE, logits, gradients of CE w.r.t. every
@@ -185,10 +198,10 @@ class SearchModel(Supernet):
             arch = {v.ref() for v in self.arch_parameters}
             positions = {v.ref(): i for i, v in enumerate(variables)}
             self.__dict__["_search_fb"] = fn  # not a tracked attribute
-            self.__dict__["_search_arch_pos"] = [positions[v.ref()]
-                                                 for v in self.arch_parameters]
-            self.__dict__["_search_weight_pos"] = [i for i, v in enumerate(variables)
-                                                   if v.ref() not in arch]
+            self.__dict__["_search_arch_pos"] = [positions[v.ref()] for v in self.arch_parameters]
+            self.__dict__["_search_weight_pos"] = [
+                i for i, v in enumerate(variables) if v.ref() not in arch
+            ]
         return fn
 
     @tf.autograph.experimental.do_not_convert
@@ -211,8 +224,9 @@ class SearchModel(Supernet):
             reg_grads = tape.gradient(regularizer, alphas)
             arch_grads = [g + r for g, r in zip(arch_grads, reg_grads, strict=True)]
             arch_loss = ce + regularizer
-        arch_grads = [g + self.arch_weight_decay * a
-                      for g, a in zip(arch_grads, alphas, strict=True)]
+        arch_grads = [
+            g + self.arch_weight_decay * a for g, a in zip(arch_grads, alphas, strict=True)
+        ]
         self.arch_optimizer.apply_gradients(zip(arch_grads, alphas, strict=True))
         self.arch_loss_tracker.update_state(arch_loss)
         self.arch_ce_tracker.update_state(ce)
@@ -220,8 +234,9 @@ class SearchModel(Supernet):
 
         # 2. weight step on the training batch (with the updated alphas)
         loss, logits, grads = forward_backward(x_train, y_train)
-        weight_grads = [grads[i] + self.weight_decay * w
-                        for i, w in zip(weight_pos, weights, strict=True)]
+        weight_grads = [
+            grads[i] + self.weight_decay * w for i, w in zip(weight_pos, weights, strict=True)
+        ]
         self.optimizer.apply_gradients(zip(weight_grads, weights, strict=True))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(y_train, logits)
@@ -240,9 +255,14 @@ class SearchModel(Supernet):
         self.accuracy_tracker.update_state(y, logits)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
-    def fit(self, x: Any = None, *args: Any, epochs: int = 1,
-            callbacks: list[tf.keras.callbacks.Callback] | None = None,
-            **kwargs: Any) -> tf.keras.callbacks.History:
+    def fit(
+        self,
+        x: Any = None,
+        *args: Any,
+        epochs: int = 1,
+        callbacks: list[tf.keras.callbacks.Callback] | None = None,
+        **kwargs: Any,
+    ) -> tf.keras.callbacks.History:
         """``Model.fit`` with ``SearchEpoch`` added: the whole search loop."""
         if self.arch_optimizer is None:
             self.compile()

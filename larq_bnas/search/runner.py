@@ -29,22 +29,36 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas import data
 from larq_bnas._io import read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
 from larq_bnas.search.derive import derive_genotype, format_gamma
 from larq_bnas.search.model import DIVERSITY_LAMBDA, DIVERSITY_TAU, SearchModel
 from larq_bnas.search.supernet import SupernetConfig, resolve_layer_set
+from larq_bnas.training import data
 
 #: Options that define the supernet and its data: a resumed search must keep them.
-ARCHITECTURE_KEYS = ("dataset", "cells", "channels", "input_size", "layer_set", "batch_size",
-                     "pad_values", "fused")
+ARCHITECTURE_KEYS = (
+    "dataset",
+    "cells",
+    "channels",
+    "input_size",
+    "layer_set",
+    "batch_size",
+    "pad_values",
+    "fused",
+)
 #: Input size of the embedded digits (8x8 images) when none is given; other datasets: 32.
 DIGITS_INPUT_SIZE = 16
 
 
-def search_data(dataset: str, *, batch_size: int, input_size: int, seed: int = 0,
-                data_dir: str | os.PathLike | None = None) -> tuple[tf.data.Dataset, int]:
+def search_data(
+    dataset: str,
+    *,
+    batch_size: int,
+    input_size: int,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[tf.data.Dataset, int]:
     """``((x_train, y_train), (x_val, y_val))`` pairs from the two halves of the training
     split (repeated forever), and the number of steps of one epoch (one pass over the
     smaller half, full batches only)."""
@@ -57,8 +71,17 @@ def search_data(dataset: str, *, batch_size: int, input_size: int, seed: int = 0
             f"{dataset!r} ({min(sizes)} images); use a smaller --batch-size"
         )
     train, val = (
-        data.load(dataset, split, input_size=input_size, batch_size=batch_size, shuffle=True,
-                  repeat=True, seed=seed + i, drop_remainder=True, data_dir=data_dir)
+        data.load(
+            dataset,
+            split,
+            input_size=input_size,
+            batch_size=batch_size,
+            shuffle=True,
+            repeat=True,
+            seed=seed + i,
+            drop_remainder=True,
+            data_dir=data_dir,
+        )
         for i, split in enumerate(halves)
     )
     return tf.data.Dataset.zip((train, val)), steps
@@ -77,8 +100,13 @@ class AlphaHistory(tf.keras.callbacks.Callback):
     """After each epoch: append the alphas to ``alphas.json``, write ``alphas_final.json``
     and the genotype of every gamma. On resume, epochs after the checkpoint are dropped."""
 
-    def __init__(self, out: Path, gammas: Sequence[float], discard_zeroise: bool = False,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        gammas: Sequence[float],
+        discard_zeroise: bool = False,
+        log_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.out = out
         self.gammas = list(gammas)
@@ -94,9 +122,12 @@ class AlphaHistory(tf.keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         if not self.path.exists():  # a new search: record the initialisation as epoch 0
             record = _alphas_record(self.model, 0)
-            history = {"layer_set": record["layer_set"], "epochs": [0],
-                       "alpha_normal": [record["alpha_normal"]],
-                       "alpha_reduce": [record["alpha_reduce"]]}
+            history = {
+                "layer_set": record["layer_set"],
+                "epochs": [0],
+                "alpha_normal": [record["alpha_normal"]],
+                "alpha_reduce": [record["alpha_reduce"]],
+            }
             write_json(self.path, history)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -119,8 +150,11 @@ class AlphaHistory(tf.keras.callbacks.Callback):
         genotypes = write_genotypes(self.out, record, self.gammas, self.discard_zeroise)
         if self.log_path is not None:
             parts = [f"epoch {epoch + 1}", f"{time.time() - self._start:.1f}s"]
-            parts += [f"{k}={float(v):.4g}" for k, v in (logs or {}).items()
-                      if isinstance(v, (int, float, np.floating))]
+            parts += [
+                f"{k}={float(v):.4g}"
+                for k, v in (logs or {}).items()
+                if isinstance(v, (int, float, np.floating))
+            ]
             first = next(iter(genotypes.values()))
             parts.append(f"normal={[tuple(p) for p in first.normal]}")
             parts.append(f"reduce={[tuple(p) for p in first.reduce]}")
@@ -128,15 +162,20 @@ class AlphaHistory(tf.keras.callbacks.Callback):
                 f.write("  ".join(parts) + "\n")
 
 
-def write_genotypes(out: Path, alphas: dict[str, Any], gammas: Sequence[float],
-                    discard_zeroise: bool = False) -> dict[float, Any]:
+def write_genotypes(
+    out: Path, alphas: dict[str, Any], gammas: Sequence[float], discard_zeroise: bool = False
+) -> dict[float, Any]:
     """Derive and save ``genotype_gamma{G}.json`` for each gamma; return the genotypes."""
     result = {}
     for gamma in gammas:
         suffix = "_nozeroise" if discard_zeroise else ""
         genotype = derive_genotype(
-            alphas["alpha_normal"], alphas["alpha_reduce"], gamma, alphas["layer_set"],
-            discard_zeroise, name=f"searched_gamma{format_gamma(gamma)}{suffix}",
+            alphas["alpha_normal"],
+            alphas["alpha_reduce"],
+            gamma,
+            alphas["layer_set"],
+            discard_zeroise,
+            name=f"searched_gamma{format_gamma(gamma)}{suffix}",
         )
         genotype.save(out / f"genotype_gamma{format_gamma(gamma)}.json")
         result[gamma] = genotype
@@ -213,21 +252,35 @@ def run_search(
     meta = data.info(dataset, data_dir)  # unknown or missing datasets fail here, clearly
     if input_size is None:
         input_size = DIGITS_INPUT_SIZE if dataset == "digits" else 32
-    config = SupernetConfig(cells=cells, channels=channels, layer_set=layer_set,
-                            input_size=input_size, num_classes=meta.num_classes,
-                            pad_values=pad_values, fused=fused)
+    config = SupernetConfig(
+        cells=cells,
+        channels=channels,
+        layer_set=layer_set,
+        input_size=input_size,
+        num_classes=meta.num_classes,
+        pad_values=pad_values,
+        fused=fused,
+    )
     if diversity_lambda < 0 or not diversity_tau > 0:
         raise ValueError(
-            f"diversity lambda must be >= 0 and tau > 0, got {diversity_lambda} and "
-            f"{diversity_tau}"
+            f"diversity lambda must be >= 0 and tau > 0, got {diversity_lambda} and {diversity_tau}"
         )
     out = Path(output_dir)
     record = {
-        "dataset": dataset, "cells": cells, "channels": channels, "batch_size": batch_size,
-        "input_size": input_size, "layer_set": list(layer_set), "pad_values": pad_values,
-        "fused": fused, "epochs": epochs, "gammas": gammas,
-        "diversity_lambda": diversity_lambda, "diversity_tau": diversity_tau,
-        "discard_zeroise": discard_zeroise, "seed": seed,
+        "dataset": dataset,
+        "cells": cells,
+        "channels": channels,
+        "batch_size": batch_size,
+        "input_size": input_size,
+        "layer_set": list(layer_set),
+        "pad_values": pad_values,
+        "fused": fused,
+        "epochs": epochs,
+        "gammas": gammas,
+        "diversity_lambda": diversity_lambda,
+        "diversity_tau": diversity_tau,
+        "discard_zeroise": discard_zeroise,
+        "seed": seed,
         "steps_per_epoch": steps_per_epoch,
     }
     run = RunDirectory(out, "search", record, resume=resume)
@@ -247,46 +300,57 @@ def run_search(
         if run.finished:
             run.update_state(finished=False)
         tf.keras.utils.set_random_seed(seed)
-        model = SearchModel(config, diversity_lambda=diversity_lambda,
-                            diversity_tau=diversity_tau)
+        model = SearchModel(config, diversity_lambda=diversity_lambda, diversity_tau=diversity_tau)
         model.compile(jit_compile=jit_compile)
-        pairs, steps = search_data(dataset, batch_size=batch_size, input_size=input_size,
-                                   seed=seed, data_dir=data_dir)
+        pairs, steps = search_data(
+            dataset, batch_size=batch_size, input_size=input_size, seed=seed, data_dir=data_dir
+        )
         steps = steps_per_epoch or steps
         callbacks: list[tf.keras.callbacks.Callback] = [
             AlphaHistory(out, gammas, discard_zeroise, log_path=out / "search.log"),
             *run.fit_callbacks(),
         ]
         if tensorboard:
-            callbacks.append(tf.keras.callbacks.TensorBoard(str(out / "tensorboard"),
-                                                            write_graph=False))
+            callbacks.append(
+                tf.keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)
+            )
         callbacks += list(extra_callbacks)
-        model.fit(pairs, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  verbose=verbose)
+        model.fit(pairs, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
     return _finish(run, out, gammas, discard_zeroise, time.time() - start, record)
 
 
-def _finish(run: RunDirectory, out: Path, gammas: list[float], discard_zeroise: bool,
-            seconds: float, record: dict[str, Any]) -> dict[str, Any]:
+def _finish(
+    run: RunDirectory,
+    out: Path,
+    gammas: list[float],
+    discard_zeroise: bool,
+    seconds: float,
+    record: dict[str, Any],
+) -> dict[str, Any]:
     from larq_bnas.search.derive import softmax
     from larq_bnas.search.plots import plot_alphas, plot_genotype
 
     alphas = read_json(out / "alphas_final.json")
     genotypes = write_genotypes(out, alphas, gammas, discard_zeroise)
-    files = {"alphas": "alphas.json", "alphas_final": "alphas_final.json",
-             "alphas_png": "alphas.png"}
+    files = {
+        "alphas": "alphas.json",
+        "alphas_final": "alphas_final.json",
+        "alphas_png": "alphas.png",
+    }
     for gamma, genotype in genotypes.items():
         g = format_gamma(gamma)
-        plot_genotype(genotype, out / f"cells_gamma{g}.png",
-                      title=f"searched cells, gamma = {g}"
-                            + (", Zeroise discarded" if discard_zeroise else "")
-                            + f" (after epoch {alphas['epoch']})")
+        plot_genotype(
+            genotype,
+            out / f"cells_gamma{g}.png",
+            title=f"searched cells, gamma = {g}"
+            + (", Zeroise discarded" if discard_zeroise else "")
+            + f" (after epoch {alphas['epoch']})",
+        )
         files[f"genotype_gamma{g}"] = f"genotype_gamma{g}.json"
         files[f"cells_gamma{g}"] = f"cells_gamma{g}.png"
     plot_alphas(read_json(out / "alphas.json"), out / "alphas.png")
     history = run.history()
-    rows = np.concatenate([np.asarray(alphas["alpha_normal"]),
-                           np.asarray(alphas["alpha_reduce"])])
+    rows = np.concatenate([np.asarray(alphas["alpha_normal"]), np.asarray(alphas["alpha_reduce"])])
     p = softmax(rows)
     entropy = float(np.mean(-np.sum(p * np.log(p), axis=-1)))
     results = {

@@ -17,7 +17,7 @@ search model does. The stem is a 3x3 conv to 3C followed by BN.
 
 Two implementations of a search cell compute the same function:
 
-- ``fused=False``: one Keras layer per operation and edge (``larq_bnas.ops.make_op`` with
+- ``fused=False``: one Keras layer per operation and edge (``larq_bnas.models.bnas.ops.make_op`` with
   ``affine=False``), the reference's structure, 98 operation layers per cell;
 - ``fused=True`` (default): per *source state*, the work its outgoing edges share is done
   once. With non-affine BatchNorm, the "BN -> sign" of every binary conv reading the same
@@ -47,13 +47,14 @@ import larq as lq
 import tensorflow as tf
 
 from larq_bnas.config import ModelConfig
-from larq_bnas.ops import (
+from larq_bnas.models.bnas.ops import (
     ALL_PRIMITIVES,
     PRIMITIVES,
     ZEROISE,
     check_op_name,
     make_op,
 )
+from larq_bnas.models.bnas.schedule import cell_schedule, reduction_cells
 
 #: Intermediate nodes per cell, and the number of edges they take (2 + 3 + 4 + 5).
 STEPS = 4
@@ -165,7 +166,7 @@ class SupernetConfig(ModelConfig):
 
     @property
     def reduction_cells(self) -> tuple[int, int]:
-        return (self.cells // 3, 2 * self.cells // 3)
+        return reduction_cells(self.cells)
 
     @property
     def alpha_shape(self) -> tuple[int, int]:
@@ -175,7 +176,7 @@ class SupernetConfig(ModelConfig):
 def magnitude_aware_sign(kernel: tf.Tensor) -> tf.Tensor:
     """sign(W) * mean|W| per output channel, gradient straight through (unclipped).
 
-    The same function as ``larq_bnas.ops.binary_kernel_quantizer()``
+    The same function as ``larq_bnas.models.bnas.ops.binary_kernel_quantizer()``
     (larq ``MagnitudeAwareSign(clip_value=None)``) without a Keras layer call per use.
     """
     scale = tf.stop_gradient(tf.reduce_mean(tf.abs(kernel), axis=(0, 1, 2)))
@@ -189,7 +190,7 @@ def _batch_norm(name: str, affine: bool = False) -> tf.keras.layers.BatchNormali
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's "same" padding (the convention of larq and ``larq_bnas.ops``)."""
+    """TensorFlow's "same" padding (the convention of larq and ``larq_bnas.models.bnas.ops``)."""
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
@@ -198,8 +199,7 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class ReLUConvBN(tf.keras.layers.Layer):
     """Full-precision preprocessing of the supernet: ReLU -> conv (no bias) -> non-affine BN."""
 
-    def __init__(self, filters: int, kernel_size: int = 1, strides: int = 1,
-                 **kwargs: Any) -> None:
+    def __init__(self, filters: int, kernel_size: int = 1, strides: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conv = tf.keras.layers.Conv2D(
             filters, kernel_size, strides=strides, padding="same", use_bias=False, name="conv"
@@ -214,18 +214,31 @@ class ReLUConvBN(tf.keras.layers.Layer):
 class MixedOp(tf.keras.layers.Layer):
     """One edge of the reference supernet: ``sum_k w_k * op_k(x)`` with one layer per op."""
 
-    def __init__(self, channels: int, strides: int, layer_set: Sequence[str],
-                 pad_values: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        channels: int,
+        strides: int,
+        layer_set: Sequence[str],
+        pad_values: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.op_layers = [
-            make_op(name, channels, strides=strides, pad_values=pad_values, affine=False,
-                    layer_name=name)
+            make_op(
+                name,
+                channels,
+                strides=strides,
+                pad_values=pad_values,
+                affine=False,
+                layer_name=name,
+            )
             for name in layer_set
         ]
 
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs: tf.Tensor, weights: tf.Tensor,
-             training: bool | None = None) -> tf.Tensor:
+    def call(
+        self, inputs: tf.Tensor, weights: tf.Tensor, training: bool | None = None
+    ) -> tf.Tensor:
         total = None
         for k, layer in enumerate(self.op_layers):
             h = weights[k] * layer(inputs, training=training)
@@ -246,8 +259,15 @@ class FusedEdges(tf.keras.layers.Layer):
     ``call(x, weights)`` returns one tensor per outgoing edge: that edge's mixed-op output.
     """
 
-    def __init__(self, channels: int, rows: Sequence[int], strides: int,
-                 layer_set: Sequence[str], pad_values: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        channels: int,
+        rows: Sequence[int],
+        strides: int,
+        layer_set: Sequence[str],
+        pad_values: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.rows = [int(r) for r in rows]
@@ -266,8 +286,14 @@ class FusedEdges(tf.keras.layers.Layer):
         # Ops without a fused form (the separable convs of the ablation): one per edge.
         self.edge_ops = {
             name: [
-                make_op(name, channels, strides=strides, pad_values=pad_values, affine=False,
-                        layer_name=f"{name}_e{row}")
+                make_op(
+                    name,
+                    channels,
+                    strides=strides,
+                    pad_values=pad_values,
+                    affine=False,
+                    layer_name=f"{name}_e{row}",
+                )
                 for row in self.rows
             ]
             for name in self.other_names
@@ -289,19 +315,25 @@ class FusedEdges(tf.keras.layers.Layer):
             )
         super().build(input_shape)
 
-    def _pad(self, xq: tf.Tensor, kernel: int, strides: int,
-             cache: dict[tuple[int, int], tf.Tensor]) -> tf.Tensor:
+    def _pad(
+        self, xq: tf.Tensor, kernel: int, strides: int, cache: dict[tuple[int, int], tf.Tensor]
+    ) -> tf.Tensor:
         """``xq`` padded for a "same" conv of effective size ``kernel`` (shared per size)."""
         key = (kernel, strides)
         if key not in cache:
-            pads = [[0, 0], list(_same_padding(xq.shape[1], kernel, strides)),
-                    list(_same_padding(xq.shape[2], kernel, strides)), [0, 0]]
+            pads = [
+                [0, 0],
+                list(_same_padding(xq.shape[1], kernel, strides)),
+                list(_same_padding(xq.shape[2], kernel, strides)),
+                [0, 0],
+            ]
             cache[key] = tf.pad(xq, pads, constant_values=self.pad_values)
         return cache[key]
 
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs: tf.Tensor, weights: tf.Tensor,
-             training: bool | None = None) -> list[tf.Tensor]:
+    def call(
+        self, inputs: tf.Tensor, weights: tf.Tensor, training: bool | None = None
+    ) -> list[tf.Tensor]:
         n, C = len(self.rows), self.channels
         rows = tf.gather(weights, self.rows)  # (n, K): the softmax weights of the edges
         columns = tf.unstack(rows, axis=1)  # K vectors of n weights
@@ -328,8 +360,9 @@ class FusedEdges(tf.keras.layers.Layer):
                     x = self._pad(xq, (size - 1) * dilation + 1, self.strides, full)
                     y = tf.nn.conv2d(x, kernel, self.strides, "VALID", dilations=dilation)
                 # Each edge's output channels scaled by its weight of this op.
-                scale = tf.reshape(tf.broadcast_to(columns[self.column[name]][:, None],
-                                                   (n, C)), (n * C,))
+                scale = tf.reshape(
+                    tf.broadcast_to(columns[self.column[name]][:, None], (n, C)), (n * C,)
+                )
                 y = tf.nn.relu(y) * scale
                 total = y if total is None else total + y
             for m, part in enumerate(tf.split(total, n, axis=-1) if n > 1 else [total]):
@@ -362,9 +395,17 @@ class SearchCell(tf.keras.layers.Layer):
     ``call([s0, s1], weights)`` takes the softmax of the cell type's alphas (14 x K).
     """
 
-    def __init__(self, channels: int, reduction: bool = False, reduction_prev: bool = False,
-                 skip: str = "identity", layer_set: Sequence[str] = PRIMITIVES,
-                 pad_values: float = 1.0, fused: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: bool = False,
+        reduction_prev: bool = False,
+        skip: str = "identity",
+        layer_set: Sequence[str] = PRIMITIVES,
+        pad_values: float = 1.0,
+        fused: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if skip not in ("none", "identity", "projection"):
             raise ValueError(f"skip must be none, identity or projection, got {skip!r}")
@@ -377,7 +418,8 @@ class SearchCell(tf.keras.layers.Layer):
         for name in self.layer_set:
             check_op_name(name)
         self.preprocess0 = (
-            ReLUConvBN(C, 3, 2, name="preprocess0") if reduction_prev
+            ReLUConvBN(C, 3, 2, name="preprocess0")
+            if reduction_prev
             else ReLUConvBN(C, 1, 1, name="preprocess0")
         )
         self.preprocess1 = ReLUConvBN(C, 1, 1, name="preprocess1")
@@ -386,12 +428,18 @@ class SearchCell(tf.keras.layers.Layer):
             for src in range(2 + STEPS - 1):
                 rows = [edge_index(node, src) for node in range(max(2, src + 1), 2 + STEPS)]
                 strides = 2 if reduction and src < 2 else 1
-                self.sources.append(FusedEdges(C, rows, strides, self.layer_set, pad_values,
-                                               name=f"from{src}"))
+                self.sources.append(
+                    FusedEdges(C, rows, strides, self.layer_set, pad_values, name=f"from{src}")
+                )
         else:
             self.edges = [
-                MixedOp(C, 2 if reduction and src < 2 else 1, self.layer_set, pad_values,
-                        name=f"edge{node}_{src}")
+                MixedOp(
+                    C,
+                    2 if reduction and src < 2 else 1,
+                    self.layer_set,
+                    pad_values,
+                    name=f"edge{node}_{src}",
+                )
                 for node, src in edge_list()
             ]
         if skip == "projection":
@@ -401,11 +449,11 @@ class SearchCell(tf.keras.layers.Layer):
             )
 
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs: Sequence[tf.Tensor], weights: tf.Tensor,
-             training: bool | None = None) -> tf.Tensor:
+    def call(
+        self, inputs: Sequence[tf.Tensor], weights: tf.Tensor, training: bool | None = None
+    ) -> tf.Tensor:
         s0, s1 = inputs
-        states = [self.preprocess0(s0, training=training),
-                  self.preprocess1(s1, training=training)]
+        states = [self.preprocess0(s0, training=training), self.preprocess1(s1, training=training)]
         if self.fused:
             pending: dict[int, list[tf.Tensor]] = {n: [] for n in range(2, 2 + STEPS)}
             for src, edges in enumerate(self.sources):
@@ -419,8 +467,12 @@ class SearchCell(tf.keras.layers.Layer):
                     states.append(tf.add_n(pending.pop(node)))
         else:
             for node in range(2, 2 + STEPS):
-                parts = [self.edges[edge_index(node, src)](states[src], weights[
-                    edge_index(node, src)], training=training) for src in range(node)]
+                parts = [
+                    self.edges[edge_index(node, src)](
+                        states[src], weights[edge_index(node, src)], training=training
+                    )
+                    for src in range(node)
+                ]
                 states.append(tf.add_n(parts))
         out = tf.concat(states[2:], axis=-1)
         if self.skip == "identity":
@@ -440,41 +492,46 @@ class Supernet(tf.keras.Model):
         config: a ``SupernetConfig`` (keyword overrides are applied on top of it).
     """
 
-    def __init__(self, config: SupernetConfig | None = None, *, name: str = "bnas_supernet",
-                 **overrides: Any) -> None:
+    def __init__(
+        self, config: SupernetConfig | None = None, *, name: str = "bnas_supernet", **overrides: Any
+    ) -> None:
         super().__init__(name=name)
         config = config or SupernetConfig()
         if overrides:
             config = config.override(overrides)  # type: ignore[assignment]
         self.config = config
         C = config.channels
-        self.stem_conv = tf.keras.layers.Conv2D(3 * C, 3, padding="same", use_bias=False,
-                                                name="stem_conv")
+        self.stem_conv = tf.keras.layers.Conv2D(
+            3 * C, 3, padding="same", use_bias=False, name="stem_conv"
+        )
         self.stem_bn = _batch_norm("stem_bn", affine=True)
         self.search_cells = []
-        reduction_prev = False
-        for i in range(config.cells):
-            reduction = i in config.reduction_cells
-            if reduction:
-                C *= 2
-            if not config.inter_cell_skip or i == 0:
-                skip = "none"
-            else:
-                skip = "projection" if reduction else "identity"
-            self.search_cells.append(SearchCell(
-                C, reduction, reduction_prev, skip, config.layer_set, config.pad_values,
-                config.fused, name=f"cell{i}{'_reduce' if reduction else ''}",
-            ))
-            reduction_prev = reduction
+        for plan in cell_schedule(config.cells, C, inter_cell_skip=config.inter_cell_skip):
+            self.search_cells.append(
+                SearchCell(
+                    plan.channels,
+                    plan.reduction,
+                    plan.reduction_prev,
+                    plan.skip,
+                    config.layer_set,
+                    config.pad_values,
+                    config.fused,
+                    name=plan.name,
+                )
+            )
         self.global_pool = tf.keras.layers.GlobalAveragePooling2D(name="global_pool")
         self.classifier = tf.keras.layers.Dense(config.num_classes, name="classifier")
         # One initializer each: a reused unseeded initializer repeats its values.
         self.alpha_normal = self.add_weight(
-            name="alpha_normal", shape=config.alpha_shape, trainable=True,
+            name="alpha_normal",
+            shape=config.alpha_shape,
+            trainable=True,
             initializer=tf.keras.initializers.RandomNormal(stddev=1e-3),
         )
         self.alpha_reduce = self.add_weight(
-            name="alpha_reduce", shape=config.alpha_shape, trainable=True,
+            name="alpha_reduce",
+            shape=config.alpha_shape,
+            trainable=True,
             initializer=tf.keras.initializers.RandomNormal(stddev=1e-3),
         )
         size = config.input_size
@@ -497,8 +554,7 @@ class Supernet(tf.keras.Model):
 
     def arch_weights(self) -> tuple[tf.Tensor, tf.Tensor]:
         """softmax(alpha_normal), softmax(alpha_reduce) row-wise."""
-        return tf.nn.softmax(self.alpha_normal, axis=-1), tf.nn.softmax(self.alpha_reduce,
-                                                                       axis=-1)
+        return tf.nn.softmax(self.alpha_normal, axis=-1), tf.nn.softmax(self.alpha_reduce, axis=-1)
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:

@@ -100,8 +100,7 @@ def run_study(
         for line in module.PAPER_COST.lines():
             say(f"  {line}")
         check_dataset(module.PAPER_COST.dataset, data_dir)
-    ctx = StudyContext(name, scale, output_dir, resume, epochs=epochs, data_dir=data_dir,
-                       echo=say)
+    ctx = StudyContext(name, scale, output_dir, resume, epochs=epochs, data_dir=data_dir, echo=say)
     with lean_autograph():
         return module.run(ctx)
 

@@ -1,7 +1,7 @@
 """Study ``baselines`` (BNAS Table 6 and Figure 1): searched vs hand-crafted binary networks.
 
 BNAS compares its searched CIFAR-10 networks with hand-crafted backbones binarized by
-XNOR-Net (ResNet18, ResNet34, WRN40; ``larq_bnas.zoo.baselines``) and plots accuracy
+XNOR-Net (ResNet18, ResNet34, WRN40; ``larq_bnas.models.xnor``) and plots accuracy
 against OPs (Figure 1). Every model is trained with the same recipe, and its cost comes
 from the same report (``larq_bnas.costs.model_costs``, OPs = BOPs / 64 + FLOPs) of the
 paper configuration at the CIFAR input size (32 x 32).
@@ -31,8 +31,7 @@ NAME = "baselines"
 TITLE = "XNOR-Net baselines vs BNAS: accuracy and OPs (BNAS Table 6, Figure 1)"
 SOURCE = "BNAS (Kim et al., ECCV 2020) Table 6 and Figure 1"
 
-MODELS = ("xnor-resnet18", "xnor-resnet34", "xnor-wrn40",
-          "bnas-mini", "bnas-a", "bnas-b", "bnas-c")
+MODELS = ("xnor-resnet18", "xnor-resnet34", "xnor-wrn40", "bnas-mini", "bnas-a", "bnas-b", "bnas-c")
 #: The shrunken configurations trained at toy scale (the paper scale trains the models as
 #: they are in the zoo).
 TOY_OPTIONS: dict[str, dict[str, Any]] = {
@@ -51,12 +50,24 @@ PAPER_COST = PaperCost(
     dataset="cifar10",
     units="7 trainings: XNOR-ResNet18, XNOR-ResNet34, XNOR-WRN40, BNAS-Mini/A/B/C",
     schedule="600 epochs each, recipe bnas-cifar (the BNAS paper's CIFAR-10 recipe: SGD "
-             "one-cycle 4e-4..5e-2, batch 256), also for the XNOR baselines (our choice)",
+    "one-cycle 4e-4..5e-2, batch 256), also for the XNOR baselines (our choice)",
     gpu_hours="not stated in the papers",
 )
 
-COLUMNS = ["model", "family", "trained_options", "test_top1", "paper_top1", "ops",
-           "ops_paper", "bops", "flops", "size_mib", "trainable_params", "trained_ops"]
+COLUMNS = [
+    "model",
+    "family",
+    "trained_options",
+    "test_top1",
+    "paper_top1",
+    "ops",
+    "ops_paper",
+    "bops",
+    "flops",
+    "size_mib",
+    "trainable_params",
+    "trained_ops",
+]
 
 
 def paper_configuration_costs(name: str) -> dict[str, Any]:
@@ -83,24 +94,43 @@ def run(ctx: StudyContext) -> StudyResult:
         options = TOY_OPTIONS[name] if ctx.toy else {}
 
         def fn(unit_dir: Path, name: str = name, options: dict = options) -> dict[str, Any]:
-            results = train_unit(ctx, unit_dir, name, dataset=s["dataset"], recipe=s["recipe"],
-                                 epochs=epochs, input_size=s["input_size"], options=options)
-            return {"model": name, "test_top1": results["test_top1"],
-                    "best_test_top1": results["best_test_top1"],
-                    "trained_ops": results["ops"], "trained_options": options}
+            results = train_unit(
+                ctx,
+                unit_dir,
+                name,
+                dataset=s["dataset"],
+                recipe=s["recipe"],
+                epochs=epochs,
+                input_size=s["input_size"],
+                options=options,
+            )
+            return {
+                "model": name,
+                "test_top1": results["test_top1"],
+                "best_test_top1": results["best_test_top1"],
+                "trained_ops": results["ops"],
+                "trained_options": options,
+            }
 
         result = ctx.unit(name, name, fn)
         spec = get_spec(name)
         costs = paper_configuration_costs(name)
-        rows.append({
-            "model": name, "family": spec.family,
-            "trained_options": " ".join(f"{k}={v}" for k, v in options.items()) or "paper",
-            "test_top1": result["test_top1"], "paper_top1": spec.paper.get("top1"),
-            "ops": costs["ops"], "ops_paper": costs.get("ops_paper"), "bops": costs["bops"],
-            "flops": costs["flops"], "size_mib": costs["size_mib"],
-            "trainable_params": costs.get("trainable_params"),
-            "trained_ops": result["trained_ops"],
-        })
+        rows.append(
+            {
+                "model": name,
+                "family": spec.family,
+                "trained_options": " ".join(f"{k}={v}" for k, v in options.items()) or "paper",
+                "test_top1": result["test_top1"],
+                "paper_top1": spec.paper.get("top1"),
+                "ops": costs["ops"],
+                "ops_paper": costs.get("ops_paper"),
+                "bops": costs["bops"],
+                "flops": costs["flops"],
+                "size_mib": costs["size_mib"],
+                "trainable_params": costs.get("trainable_params"),
+                "trained_ops": result["trained_ops"],
+            }
+        )
 
     def figure(path: Path) -> None:
         plt = pyplot()
@@ -108,16 +138,32 @@ def run(ctx: StudyContext) -> StudyResult:
         styles = {"xnor": ("s", "XNOR-Net baselines"), "bnas": ("o", "BNAS")}
         for family, (marker, label) in styles.items():
             pts = [r for r in rows if r["family"] == family]
-            ax.scatter([r["ops"] for r in pts], [r["test_top1"] for r in pts], marker=marker,
-                       s=50, label=label)
+            ax.scatter(
+                [r["ops"] for r in pts],
+                [r["test_top1"] for r in pts],
+                marker=marker,
+                s=50,
+                label=label,
+            )
             for r in pts:
-                ax.annotate(r["model"], (r["ops"], r["test_top1"]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
+                ax.annotate(
+                    r["model"],
+                    (r["ops"], r["test_top1"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=8,
+                )
         bnas = [r for r in rows if r["family"] == "bnas" and r.get("ops_paper")]
         if bnas:
-            ax.scatter([r["ops_paper"] for r in bnas], [r["test_top1"] for r in bnas],
-                       marker="o", facecolors="none", edgecolors="C1", s=50,
-                       label="BNAS, OPs counted the BNAS paper's way")
+            ax.scatter(
+                [r["ops_paper"] for r in bnas],
+                [r["test_top1"] for r in bnas],
+                marker="o",
+                facecolors="none",
+                edgecolors="C1",
+                s=50,
+                label="BNAS, OPs counted the BNAS paper's way",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("OPs of the paper configuration at 32 x 32 (BOPs / 64 + FLOPs)")
         ax.set_ylabel("test top-1 accuracy" + (" (toy models on digits)" if ctx.toy else ""))
@@ -128,6 +174,16 @@ def run(ctx: StudyContext) -> StudyResult:
         fig.tight_layout()
         save_figure(fig, path)
 
-    return ctx.finish(COLUMNS, rows, figure, extras={
-        "dataset": s["dataset"], "input_size": s["input_size"], "epochs": epochs,
-        "recipe": s["recipe"], "cost_input_shape": [32, 32, 3], "source": SOURCE})
+    return ctx.finish(
+        COLUMNS,
+        rows,
+        figure,
+        extras={
+            "dataset": s["dataset"],
+            "input_size": s["input_size"],
+            "epochs": epochs,
+            "recipe": s["recipe"],
+            "cost_input_shape": [32, 32, 3],
+            "source": SOURCE,
+        },
+    )

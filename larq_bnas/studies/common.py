@@ -55,8 +55,12 @@ class PaperCost:
     gpu_hours: str
 
     def lines(self) -> list[str]:
-        return [f"dataset: {self.dataset} (tensorflow-datasets)", f"units: {self.units}",
-                f"schedule: {self.schedule}", f"estimated GPU time: {self.gpu_hours}"]
+        return [
+            f"dataset: {self.dataset} (tensorflow-datasets)",
+            f"units: {self.units}",
+            f"schedule: {self.schedule}",
+            f"estimated GPU time: {self.gpu_hours}",
+        ]
 
 
 @dataclass
@@ -85,9 +89,16 @@ class StudyContext:
         echo: prints one progress line (default: ``print`` with flush).
     """
 
-    def __init__(self, name: str, scale: str, output_dir: str | os.PathLike, resume: bool,
-                 epochs: int | None = None, data_dir: str | None = None,
-                 echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        scale: str,
+        output_dir: str | os.PathLike,
+        resume: bool,
+        epochs: int | None = None,
+        data_dir: str | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         from larq_bnas.checkpointing import RunDirectory
 
         check_scale(scale)
@@ -120,8 +131,13 @@ class StudyContext:
     def unit_dir(self, key: str) -> Path:
         return self.dir / "runs" / key
 
-    def unit(self, key: str, label: str, fn: Callable[[Path], dict[str, Any]],
-             summary: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    def unit(
+        self,
+        key: str,
+        label: str,
+        fn: Callable[[Path], dict[str, Any]],
+        summary: Callable[[dict[str, Any]], str] | None = None,
+    ) -> dict[str, Any]:
         """Run one unit, or load its saved result when it finished before.
 
         ``fn(unit_dir)`` returns the unit's result (JSON-serialisable); it is saved to
@@ -143,23 +159,43 @@ class StudyContext:
         self.echo(f"{prefix}: {describe(result)} ({result['seconds']:.0f} s)")
         return result
 
-    def finish(self, columns: Sequence[str], rows: list[dict[str, Any]],
-               figure: Callable[[Path], None], extras: dict[str, Any] | None = None,
-               ) -> StudyResult:
+    def finish(
+        self,
+        columns: Sequence[str],
+        rows: list[dict[str, Any]],
+        figure: Callable[[Path], None],
+        extras: dict[str, Any] | None = None,
+    ) -> StudyResult:
         """Write the table (CSV + JSON) and the figure, mark the study finished."""
         stem = self.name.replace("-", "_")
-        csv_path, json_path, png_path = (self.dir / f"{stem}.{ext}"
-                                         for ext in ("csv", "json", "png"))
-        write_table(csv_path, json_path, columns, rows, meta={
-            "study": self.name, "scale": self.scale, "epochs": self.epochs,
-            "note": TOY_NOTE if self.toy else PAPER_NOTE, **(extras or {}),
-        })
+        csv_path, json_path, png_path = (
+            self.dir / f"{stem}.{ext}" for ext in ("csv", "json", "png")
+        )
+        write_table(
+            csv_path,
+            json_path,
+            columns,
+            rows,
+            meta={
+                "study": self.name,
+                "scale": self.scale,
+                "epochs": self.epochs,
+                "note": TOY_NOTE if self.toy else PAPER_NOTE,
+                **(extras or {}),
+            },
+        )
         figure(png_path)
         self.run.mark_finished(rows=len(rows))
         self.echo(f"[{self.name}] table: {csv_path} and {json_path}; figure: {png_path}")
-        return StudyResult(self.name, self.scale, self.dir, list(columns), rows,
-                           {"csv": csv_path, "json": json_path, "png": png_path},
-                           dict(extras or {}))
+        return StudyResult(
+            self.name,
+            self.scale,
+            self.dir,
+            list(columns),
+            rows,
+            {"csv": csv_path, "json": json_path, "png": png_path},
+            dict(extras or {}),
+        )
 
 
 def _print(line: str) -> None:
@@ -180,31 +216,42 @@ def check_scale(scale: str) -> str:
 
 def check_dataset(dataset: str, data_dir: str | None = None) -> None:
     """Fail now, with the data module's clear message, when ``dataset`` is missing."""
-    from larq_bnas import data
+    from larq_bnas.training import data
 
     try:
         data.info(dataset, data_dir)
     except data.DatasetNotFoundError as err:
         # The data module's hint names `--dataset digits`, an option studies do not have.
-        message = str(err).replace(" Without data, use the embedded dataset: --dataset "
-                                   "digits.", "")
+        message = str(err).replace(" Without data, use the embedded dataset: --dataset digits.", "")
         raise data.DatasetNotFoundError(
             f"{message} For a study without that data, use --scale toy (scale='toy')."
         ) from None
 
 
-def write_table(csv_path: Path, json_path: Path, columns: Sequence[str],
-                rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+def write_table(
+    csv_path: Path,
+    json_path: Path,
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
+    meta: dict[str, Any] | None = None,
+) -> None:
     """The table as CSV (one row per entry of ``rows``) and as JSON (with ``meta``)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(row.get(k)) for k in columns})
     write_text(csv_path, buffer.getvalue())
-    write_json(json_path, {**(meta or {}), "columns": list(columns),
-                           "rows": [{k: row.get(k) for k in columns} for row in rows]})
+    write_json(
+        json_path,
+        {
+            **(meta or {}),
+            "columns": list(columns),
+            "rows": [{k: row.get(k) for k in columns} for row in rows],
+        },
+    )
 
 
 def _csv_value(value: Any) -> Any:
@@ -239,18 +286,40 @@ def scale_title(ctx: StudyContext, title: str) -> str:
     return f"{title}\n(toy scale on digits: NOT the paper's numbers)" if ctx.toy else title
 
 
-def train_unit(ctx: StudyContext, unit_dir: Path, model: Any, *, dataset: str,
-               recipe: str, epochs: int, batch_size: int | None = None,
-               input_size: int | None = None, options: dict[str, Any] | None = None,
-               flip_stats: bool = False, seed: int = 0) -> dict[str, Any]:
+def train_unit(
+    ctx: StudyContext,
+    unit_dir: Path,
+    model: Any,
+    *,
+    dataset: str,
+    recipe: str,
+    epochs: int,
+    batch_size: int | None = None,
+    input_size: int | None = None,
+    options: dict[str, Any] | None = None,
+    flip_stats: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Train one configuration with ``larq_bnas.training.train`` in ``unit_dir`` (resumed
     there when the study is resumed) and return its results."""
     from larq_bnas.training import train
 
-    return train(model, output_dir=unit_dir, dataset=dataset, recipe=recipe, epochs=epochs,
-                 batch_size=batch_size, input_size=input_size, resume=ctx.resume,
-                 data_dir=ctx.data_dir, options=options, flip_stats=flip_stats,
-                 tensorboard=False, verbose=0, seed=seed)
+    return train(
+        model,
+        output_dir=unit_dir,
+        dataset=dataset,
+        recipe=recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        input_size=input_size,
+        resume=ctx.resume,
+        data_dir=ctx.data_dir,
+        options=options,
+        flip_stats=flip_stats,
+        tensorboard=False,
+        verbose=0,
+        seed=seed,
+    )
 
 
 def unit_history(unit_dir: Path) -> list[dict[str, Any]]:

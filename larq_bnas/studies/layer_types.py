@@ -47,36 +47,67 @@ LAYER_TYPES: dict[str, tuple[str, int, int]] = {
 }
 PRECISIONS = ("float", "binary")
 
-TOY = dict(dataset=TOY_DATASET, input_size=16, filters=32, hidden=(128, 64), epochs=3,
-           recipe="digits", batch_size=None)
-PAPER = dict(dataset="cifar10", input_size=32, filters=128, hidden=(512, 256), epochs=100,
-             recipe="bnas-cifar", batch_size=256)
+TOY = dict(
+    dataset=TOY_DATASET,
+    input_size=16,
+    filters=32,
+    hidden=(128, 64),
+    epochs=3,
+    recipe="digits",
+    batch_size=None,
+)
+PAPER = dict(
+    dataset="cifar10",
+    input_size=32,
+    filters=128,
+    hidden=(512, 256),
+    epochs=100,
+    recipe="bnas-cifar",
+    batch_size=256,
+)
 
 PAPER_COST = PaperCost(
     dataset="cifar10",
     units="12 trainings: 6 layer types x {float, binary}, 3 layers of 128 filters + 3 dense",
     schedule="100 epochs each, recipe bnas-cifar, batch 256 (our choice: the paper's "
-             "schedule for Table 1 is not in our reference facts)",
+    "schedule for Table 1 is not in our reference facts)",
     gpu_hours="not stated in the papers (small 3-layer CNNs: well under an hour each on "
-              "one GPU is our expectation, not a measurement)",
+    "one GPU is our expectation, not a measurement)",
 )
 
-COLUMNS = ["layer_type", "kind", "kernel_size", "dilation", "float_top1", "binary_top1",
-           "drop", "float_ops", "binary_ops", "binary_params"]
+COLUMNS = [
+    "layer_type",
+    "kind",
+    "kernel_size",
+    "dilation",
+    "float_top1",
+    "binary_top1",
+    "drop",
+    "float_ops",
+    "binary_ops",
+    "binary_params",
+]
 
 
-def layer_type_model(layer_type: str, binary: bool, *, input_shape: tuple[int, int, int],
-                     filters: int = 32, hidden: tuple[int, ...] = (128, 64),
-                     num_classes: int = 10) -> Any:
+def layer_type_model(
+    layer_type: str,
+    binary: bool,
+    *,
+    input_shape: tuple[int, int, int],
+    filters: int = 32,
+    hidden: tuple[int, ...] = (128, 64),
+    num_classes: int = 10,
+) -> Any:
     """Three layers of ``layer_type`` (each followed by 2x2 max pooling) and three dense
     layers, full precision or binary (see the module docstring)."""
     import tensorflow as tf
 
-    from larq_bnas.ops import BinaryConv, BinarySepConv
+    from larq_bnas.models.bnas.ops import BinaryConv, BinarySepConv
 
     if layer_type not in LAYER_TYPES:
-        raise ValueError(f"Unknown layer type {layer_type!r}; valid types are: "
-                         + ", ".join(LAYER_TYPES))
+        raise ValueError(
+            f"Unknown layer type {layer_type!r}; valid types are: " + ", ".join(LAYER_TYPES)
+        )
     kind, k, dilation = LAYER_TYPES[layer_type]
     inputs = tf.keras.layers.Input(shape=input_shape)
     x = inputs
@@ -87,14 +118,20 @@ def layer_type_model(layer_type: str, binary: bool, *, input_shape: tuple[int, i
         elif binary:
             x = BinaryConv(filters, k, dilation_rate=dilation, name=name)(x)
         else:
-            x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                                   name=f"{name}_bn")(x)
+            x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
             if kind == "sep":
-                x = tf.keras.layers.SeparableConv2D(filters, k, padding="same", use_bias=False,
-                                                    name=f"{name}_conv")(x)
+                x = tf.keras.layers.SeparableConv2D(
+                    filters, k, padding="same", use_bias=False, name=f"{name}_conv"
+                )(x)
             else:
-                x = tf.keras.layers.Conv2D(filters, k, padding="same", dilation_rate=dilation,
-                                           use_bias=False, name=f"{name}_conv")(x)
+                x = tf.keras.layers.Conv2D(
+                    filters,
+                    k,
+                    padding="same",
+                    dilation_rate=dilation,
+                    use_bias=False,
+                    name=f"{name}_conv",
+                )(x)
             x = tf.keras.layers.ReLU(name=f"{name}_relu")(x)
         x = tf.keras.layers.MaxPool2D(2, name=f"{name}_pool")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)
@@ -109,8 +146,8 @@ def layer_type_model(layer_type: str, binary: bool, *, input_shape: tuple[int, i
 def run(ctx: StudyContext) -> StudyResult:
     import tensorflow as tf
 
-    from larq_bnas import data
     from larq_bnas.costs import model_costs
+    from larq_bnas.training import data
 
     s = TOY if ctx.toy else PAPER
     epochs = ctx.epochs_or(s["epochs"])
@@ -121,35 +158,62 @@ def run(ctx: StudyContext) -> StudyResult:
     def unit(layer_type: str, precision: str) -> Any:
         def fn(unit_dir: Path) -> dict[str, Any]:
             tf.keras.utils.set_random_seed(0)
-            model = layer_type_model(layer_type, precision == "binary", input_shape=shape,
-                                     filters=s["filters"], hidden=s["hidden"],
-                                     num_classes=num_classes)
-            results = train_unit(ctx, unit_dir, model, dataset=s["dataset"],
-                                 recipe=s["recipe"], epochs=epochs,
-                                 batch_size=s["batch_size"])
+            model = layer_type_model(
+                layer_type,
+                precision == "binary",
+                input_shape=shape,
+                filters=s["filters"],
+                hidden=s["hidden"],
+                num_classes=num_classes,
+            )
+            results = train_unit(
+                ctx,
+                unit_dir,
+                model,
+                dataset=s["dataset"],
+                recipe=s["recipe"],
+                epochs=epochs,
+                batch_size=s["batch_size"],
+            )
             costs = model_costs(model)
-            return {"layer_type": layer_type, "precision": precision,
-                    "test_top1": results["test_top1"],
-                    "best_test_top1": results["best_test_top1"], "ops": costs.ops,
-                    "binary_params": costs.binary_params,
-                    "trainable_params": costs.trainable_params}
+            return {
+                "layer_type": layer_type,
+                "precision": precision,
+                "test_top1": results["test_top1"],
+                "best_test_top1": results["best_test_top1"],
+                "ops": costs.ops,
+                "binary_params": costs.binary_params,
+                "trainable_params": costs.trainable_params,
+            }
+
         return fn
 
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for precision in PRECISIONS:
         for layer_type in LAYER_TYPES:
             results[layer_type, precision] = ctx.unit(
-                f"{precision}_{layer_type}", f"{precision} {layer_type}",
-                unit(layer_type, precision))
+                f"{precision}_{layer_type}",
+                f"{precision} {layer_type}",
+                unit(layer_type, precision),
+            )
 
     rows = []
     for layer_type, (kind, k, dilation) in LAYER_TYPES.items():
         f, b = results[layer_type, "float"], results[layer_type, "binary"]
-        rows.append({"layer_type": layer_type, "kind": kind, "kernel_size": k,
-                     "dilation": dilation, "float_top1": f["test_top1"],
-                     "binary_top1": b["test_top1"], "drop": f["test_top1"] - b["test_top1"],
-                     "float_ops": f["ops"], "binary_ops": b["ops"],
-                     "binary_params": b["binary_params"]})
+        rows.append(
+            {
+                "layer_type": layer_type,
+                "kind": kind,
+                "kernel_size": k,
+                "dilation": dilation,
+                "float_top1": f["test_top1"],
+                "binary_top1": b["test_top1"],
+                "drop": f["test_top1"] - b["test_top1"],
+                "float_ops": f["ops"],
+                "binary_ops": b["ops"],
+                "binary_params": b["binary_params"],
+            }
+        )
 
     def figure(path: Path) -> None:
         import numpy as np
@@ -168,7 +232,17 @@ def run(ctx: StudyContext) -> StudyResult:
         fig.tight_layout()
         save_figure(fig, path)
 
-    return ctx.finish(COLUMNS, rows, figure, extras={
-        "dataset": s["dataset"], "input_size": s["input_size"], "epochs": epochs,
-        "filters": s["filters"], "dense": [*s["hidden"], num_classes],
-        "dense_precision": "float", "source": SOURCE})
+    return ctx.finish(
+        COLUMNS,
+        rows,
+        figure,
+        extras={
+            "dataset": s["dataset"],
+            "input_size": s["input_size"],
+            "epochs": epochs,
+            "filters": s["filters"],
+            "dense": [*s["hidden"], num_classes],
+            "dense_precision": "float",
+            "source": SOURCE,
+        },
+    )

@@ -3,7 +3,7 @@ weights flip their sign under Adam, RAdam and SGD.
 
 The same network is trained with each optimizer (Adam and SGD with 5 warm-up epochs,
 RAdam without; recipes ``adam``, ``radam``, ``sgd``). For every binary weight,
-``larq_bnas.callbacks.WeightFlipCounter`` counts how many times its sign flips between
+``larq_bnas.training.callbacks.WeightFlipCounter`` counts how many times its sign flips between
 consecutive batches during an epoch; the study reports, per epoch, the 50th, 90th, 95th
 and 99th percentile of those counts over the weights of two layers: the first binary
 convolution of the first stage and the last binary convolution of the last stage.
@@ -39,9 +39,17 @@ SOURCE = "MeliusNet (Bethge et al., WACV 2021) supplementary material, section 3
 
 OPTIMIZERS = ("adam", "radam", "sgd")
 PERCENTILES = ("p50", "p90", "p95", "p99")
-TOY_MODEL = ("meliusnet", {"stem": "plain", "stem_channels": 32, "growth": 16,
-                           "blocks": (2, 3, 2), "transition_channels": (48, 64),
-                           "reductions": ()})
+TOY_MODEL = (
+    "meliusnet",
+    {
+        "stem": "plain",
+        "stem_channels": 32,
+        "growth": 16,
+        "blocks": (2, 3, 2),
+        "transition_channels": (48, 64),
+        "reductions": (),
+    },
+)
 PAPER_MODEL = ("meliusnet22", {})
 TOY = dict(dataset=TOY_DATASET, input_size=32, epochs=8)
 PAPER = dict(dataset="imagenet2012", input_size=224, epochs=120)
@@ -53,8 +61,16 @@ PAPER_COST = PaperCost(
     gpu_hours="not stated in the papers",
 )
 
-COLUMNS = ["optimizer", "layer", "layer_name", "epoch", *PERCENTILES, "max",
-           "test_top1", "val_accuracy"]
+COLUMNS = [
+    "optimizer",
+    "layer",
+    "layer_name",
+    "epoch",
+    *PERCENTILES,
+    "max",
+    "test_top1",
+    "val_accuracy",
+]
 
 
 def first_and_last_binary_layers(records: list[dict[str, Any]]) -> tuple[str, str]:
@@ -76,39 +92,69 @@ def run(ctx: StudyContext) -> StudyResult:
     ctx.total = len(OPTIMIZERS)
     results: dict[str, dict[str, Any]] = {}
     for optimizer in OPTIMIZERS:
+
         def fn(unit_dir: Path, optimizer: str = optimizer) -> dict[str, Any]:
-            trained = train_unit(ctx, unit_dir, name, dataset=s["dataset"], recipe=optimizer,
-                                 epochs=epochs, input_size=s["input_size"], options=options,
-                                 flip_stats=True)
+            trained = train_unit(
+                ctx,
+                unit_dir,
+                name,
+                dataset=s["dataset"],
+                recipe=optimizer,
+                epochs=epochs,
+                input_size=s["input_size"],
+                options=options,
+                flip_stats=True,
+            )
             records = read_json(unit_dir / "flips.json")
             first, last = first_and_last_binary_layers(records)
             history = read_json(unit_dir / "history.json")
             val = {h["epoch"]: h.get("val_accuracy") for h in history}
-            flips = [{"layer": which, "layer_name": r["layer"], "epoch": r["epoch"],
-                      **{p: r[p] for p in (*PERCENTILES, "max")},
-                      "val_accuracy": val.get(r["epoch"])}
-                     for which, layer in (("first", first), ("last", last))
-                     for r in records if r["layer"] == layer]
+            flips = [
+                {
+                    "layer": which,
+                    "layer_name": r["layer"],
+                    "epoch": r["epoch"],
+                    **{p: r[p] for p in (*PERCENTILES, "max")},
+                    "val_accuracy": val.get(r["epoch"]),
+                }
+                for which, layer in (("first", first), ("last", last))
+                for r in records
+                if r["layer"] == layer
+            ]
             return {"test_top1": trained["test_top1"], "flips": flips}
 
         results[optimizer] = ctx.unit(optimizer, optimizer, fn)
 
-    rows = [{"optimizer": opt, **flip, "test_top1": res["test_top1"]}
-            for opt, res in results.items() for flip in res["flips"]]
+    rows = [
+        {"optimizer": opt, **flip, "test_top1": res["test_top1"]}
+        for opt, res in results.items()
+        for flip in res["flips"]
+    ]
 
     def figure(path: Path) -> None:
         plt = pyplot()
-        fig, axes = plt.subplots(2, len(OPTIMIZERS), figsize=(11, 6), sharex=True,
-                                 sharey=True, squeeze=False)
+        fig, axes = plt.subplots(
+            2, len(OPTIMIZERS), figsize=(11, 6), sharex=True, sharey=True, squeeze=False
+        )
         for col, opt in enumerate(OPTIMIZERS):
             for row_i, which in enumerate(("first", "last")):
                 ax = axes[row_i][col]
                 pts = [r for r in rows if r["optimizer"] == opt and r["layer"] == which]
                 for p in PERCENTILES:
-                    ax.plot([r["epoch"] for r in pts], [r[p] for r in pts], "-o",
-                            markersize=3, label=f"{p[1:]}th percentile")
-                ax.plot([r["epoch"] for r in pts], [r["max"] for r in pts], ":", color="grey",
-                        label="maximum")
+                    ax.plot(
+                        [r["epoch"] for r in pts],
+                        [r[p] for r in pts],
+                        "-o",
+                        markersize=3,
+                        label=f"{p[1:]}th percentile",
+                    )
+                ax.plot(
+                    [r["epoch"] for r in pts],
+                    [r["max"] for r in pts],
+                    ":",
+                    color="grey",
+                    label="maximum",
+                )
                 title = f"{opt}: {'first' if which == 'first' else 'last'} binary conv"
                 if pts:
                     title += f"\n{pts[0]['layer_name']}"
@@ -123,7 +169,17 @@ def run(ctx: StudyContext) -> StudyResult:
         fig.tight_layout()
         save_figure(fig, path)
 
-    return ctx.finish(COLUMNS, rows, figure, extras={
-        "dataset": s["dataset"], "input_size": s["input_size"], "epochs": epochs,
-        "model": name, "model_options": options, "source": SOURCE,
-        "final_test_top1": {opt: res["test_top1"] for opt, res in results.items()}})
+    return ctx.finish(
+        COLUMNS,
+        rows,
+        figure,
+        extras={
+            "dataset": s["dataset"],
+            "input_size": s["input_size"],
+            "epochs": epochs,
+            "model": name,
+            "model_options": options,
+            "source": SOURCE,
+            "final_test_top1": {opt: res["test_top1"] for opt, res in results.items()},
+        },
+    )

@@ -1,6 +1,6 @@
 """Training: the papers' recipes, schedules and optimizers, and the resumable train job.
 
-    from larq_bnas.training import get_recipe, train, evaluate
+from larq_bnas.training import get_recipe, train, evaluate
 """
 
 from larq_bnas.training.distribute import get_strategy

@@ -27,7 +27,9 @@ def _workers() -> int:
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name`` (see the module docstring)."""
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}")
+        raise ValueError(
+            f"Unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}"
+        )
     if name == "auto":
         if _workers() > 1:
             name = "multiworker"
@@ -48,5 +50,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if resolver is None or not getattr(resolver, "task_type", None):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and
-                                    "chief" not in resolver.cluster_spec().as_dict())
+    return task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )

@@ -29,15 +29,14 @@ import tensorflow as tf
 
 
 def _binary_op_classes() -> tuple[type, ...]:
-    from larq_bnas.ops import BinaryConv, BinarySepConv
+    from larq_bnas.models.bnas.ops import BinaryConv, BinarySepConv
 
     return (BinaryConv, BinarySepConv)
 
 
 @contextlib.contextmanager
 def _frozen_statistics(layer: tf.keras.layers.Layer) -> Iterator[None]:
-    norms = [m for m in layer.submodules
-             if isinstance(m, tf.keras.layers.BatchNormalization)]
+    norms = [m for m in layer.submodules if isinstance(m, tf.keras.layers.BatchNormalization)]
     saved = [m.momentum for m in norms]
     for m in norms:
         m.momentum = 1.0
@@ -70,7 +69,7 @@ def _lean_call(layer: tf.keras.layers.Layer, call: Any) -> Any:
 
 
 def recompute_binary_ops(model: tf.keras.Model, classes: tuple[type, ...] | None = None) -> int:
-    """Make every binary operation of ``model`` (``larq_bnas.ops.BinaryConv`` and
+    """Make every binary operation of ``model`` (``larq_bnas.models.bnas.ops.BinaryConv`` and
     ``BinarySepConv``, or ``classes``) recompute its intermediates in the backward pass
     instead of keeping them. Returns how many layers were wrapped (idempotent)."""
     classes = classes or _binary_op_classes()

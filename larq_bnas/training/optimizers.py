@@ -16,10 +16,23 @@ class RAdam(tf.keras.optimizers.Adam):
     that it is Adam scaled by the rectification term r_t.
     """
 
-    def __init__(self, learning_rate: Any = 0.002, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8, name: str = "RAdam", **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon, name=name, **kwargs)
+    def __init__(
+        self,
+        learning_rate: Any = 0.002,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        name: str = "RAdam",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            name=name,
+            **kwargs,
+        )
 
     def update_step(self, gradient: tf.Tensor, variable: tf.Variable) -> None:
         dtype = variable.dtype

@@ -71,8 +71,15 @@ class Recipe:
             return _SmoothedSparseCrossEntropy(self.label_smoothing)
         return tf.keras.losses.SparseCategoricalCrossentropy()
 
-    def compile(self, model: tf.keras.Model, *, epochs: int, steps_per_epoch: int,
-                jit_compile: bool | str = "auto", **kwargs: Any) -> tf.keras.Model:
+    def compile(
+        self,
+        model: tf.keras.Model,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        jit_compile: bool | str = "auto",
+        **kwargs: Any,
+    ) -> tf.keras.Model:
         """Compile ``model`` with this recipe (adds the L2 weight decay losses once)."""
         if self.weight_decay and not getattr(model, "_larq_bnas_weight_decay", False):
             add_weight_decay(model, self.weight_decay)
@@ -81,17 +88,25 @@ class Recipe:
             tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
         ]
         model.compile(
-            optimizer=self.optimizer(steps_per_epoch, epochs), loss=self.loss(),
-            metrics=metrics, jit_compile=jit_compile if jit_compile != "auto" else None, **kwargs,
+            optimizer=self.optimizer(steps_per_epoch, epochs),
+            loss=self.loss(),
+            metrics=metrics,
+            jit_compile=jit_compile if jit_compile != "auto" else None,
+            **kwargs,
         )
         return model
 
-    def callbacks(self, *, epochs: int, steps_per_epoch: int,
-                  optimizer: tf.keras.optimizers.Optimizer | None = None) -> list:
+    def callbacks(
+        self,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        optimizer: tf.keras.optimizers.Optimizer | None = None,
+    ) -> list:
         """The recipe's callbacks (drop-path ramp, momentum cycle)."""
         out: list = []
         if self.drop_path:
-            from larq_bnas.cells import DropPathSchedule
+            from larq_bnas.models.bnas.cells import DropPathSchedule
 
             out.append(DropPathSchedule(self.drop_path, epochs))
         if self.extra_callbacks is not None and optimizer is not None:
@@ -101,8 +116,9 @@ class Recipe:
 
 @tf.keras.utils.register_keras_serializable(package="larq_bnas")
 class _SmoothedSparseCrossEntropy(tf.keras.losses.Loss):
-    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_crossentropy",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.smoothing = float(smoothing)
 
@@ -147,63 +163,89 @@ def register_recipe(recipe: Recipe) -> Recipe:
     return recipe
 
 
-register_recipe(Recipe(
-    "digits",
-    "Fast default for the embedded digits: Adam 2e-3, 1 warm-up epoch, cosine to 0.",
-    lambda e, s: tf.keras.optimizers.Adam(WarmupCosine(2e-3, e * s, warmup_steps=s)),
-    default_epochs=12, default_batch_size=64,
-))
-register_recipe(Recipe(
-    "bnas-cifar",
-    "BNAS CIFAR-10 (paper 5.1): SGD, one-cycle lr 4e-4..5e-2 (45/45/10 %), momentum "
-    "0.95-0.85-0.95, weight decay 3e-6, drop path 0 -> 0.2; 600 epochs, batch 256.",
-    _bnas_cifar, weight_decay=3e-6, drop_path=0.2, default_epochs=600, default_batch_size=256,
-    extra_callbacks=_momentum_cycle,
-))
-register_recipe(Recipe(
-    "bnas-imagenet",
-    "BNAS ImageNet: SGD lr 0.1 momentum 0.9, weight decay 3e-5, cosine restarts every 50 "
-    "epochs to 1e-5, label smoothing 0.1, gradient clipping at global norm 5; 250 epochs.",
-    lambda e, s: tf.keras.optimizers.legacy.SGD(
-        CosineRestarts(0.1, 50 * s, 1e-5), momentum=0.9, global_clipnorm=5.0
-    ),
-    weight_decay=3e-5, label_smoothing=0.1, default_epochs=250, default_batch_size=256,
-))
-register_recipe(Recipe(
-    "meliusnet-imagenet",
-    "MeliusNet: RAdam lr 0.002, cosine to 0, no weight decay; 120 epochs, batch 64.",
-    lambda e, s: RAdam(WarmupCosine(0.002, e * s)),
-    default_epochs=120, default_batch_size=64,
-))
-register_recipe(Recipe(
-    "meliusnet-40",
-    "MeliusNet supplement (naive vs MeliusNet): Adam lr 0.001, x0.1 at epochs 35 and 37 "
-    "(scaled to the run's epochs: at 7/8 and 37/40 of training).",
-    lambda e, s: tf.keras.optimizers.Adam(
-        StepDrops(0.001, [int(e * 35 / 40) * s, int(e * 37 / 40) * s])
-    ),
-    default_epochs=40, default_batch_size=64,
-))
-register_recipe(Recipe(
-    "adam",
-    "Optimizer study (MeliusNet supplement 3): Adam, 5 warm-up epochs, cosine.",
-    lambda e, s: tf.keras.optimizers.Adam(WarmupCosine(0.002, e * s, _warmup(e) * s)),
-    default_epochs=120,
-))
-register_recipe(Recipe(
-    "radam",
-    "Optimizer study (MeliusNet supplement 3): RAdam (no warm-up needed), cosine.",
-    lambda e, s: RAdam(WarmupCosine(0.002, e * s)),
-    default_epochs=120,
-))
-register_recipe(Recipe(
-    "sgd",
-    "Optimizer study (MeliusNet supplement 3): SGD momentum 0.9, 5 warm-up epochs, cosine.",
-    lambda e, s: tf.keras.optimizers.legacy.SGD(
-        WarmupCosine(0.1, e * s, _warmup(e) * s), momentum=0.9
-    ),
-    default_epochs=120,
-))
+register_recipe(
+    Recipe(
+        "digits",
+        "Fast default for the embedded digits: Adam 2e-3, 1 warm-up epoch, cosine to 0.",
+        lambda e, s: tf.keras.optimizers.Adam(WarmupCosine(2e-3, e * s, warmup_steps=s)),
+        default_epochs=12,
+        default_batch_size=64,
+    )
+)
+register_recipe(
+    Recipe(
+        "bnas-cifar",
+        "BNAS CIFAR-10 (paper 5.1): SGD, one-cycle lr 4e-4..5e-2 (45/45/10 %), momentum "
+        "0.95-0.85-0.95, weight decay 3e-6, drop path 0 -> 0.2; 600 epochs, batch 256.",
+        _bnas_cifar,
+        weight_decay=3e-6,
+        drop_path=0.2,
+        default_epochs=600,
+        default_batch_size=256,
+        extra_callbacks=_momentum_cycle,
+    )
+)
+register_recipe(
+    Recipe(
+        "bnas-imagenet",
+        "BNAS ImageNet: SGD lr 0.1 momentum 0.9, weight decay 3e-5, cosine restarts every 50 "
+        "epochs to 1e-5, label smoothing 0.1, gradient clipping at global norm 5; 250 epochs.",
+        lambda e, s: tf.keras.optimizers.legacy.SGD(
+            CosineRestarts(0.1, 50 * s, 1e-5), momentum=0.9, global_clipnorm=5.0
+        ),
+        weight_decay=3e-5,
+        label_smoothing=0.1,
+        default_epochs=250,
+        default_batch_size=256,
+    )
+)
+register_recipe(
+    Recipe(
+        "meliusnet-imagenet",
+        "MeliusNet: RAdam lr 0.002, cosine to 0, no weight decay; 120 epochs, batch 64.",
+        lambda e, s: RAdam(WarmupCosine(0.002, e * s)),
+        default_epochs=120,
+        default_batch_size=64,
+    )
+)
+register_recipe(
+    Recipe(
+        "meliusnet-40",
+        "MeliusNet supplement (naive vs MeliusNet): Adam lr 0.001, x0.1 at epochs 35 and 37 "
+        "(scaled to the run's epochs: at 7/8 and 37/40 of training).",
+        lambda e, s: tf.keras.optimizers.Adam(
+            StepDrops(0.001, [int(e * 35 / 40) * s, int(e * 37 / 40) * s])
+        ),
+        default_epochs=40,
+        default_batch_size=64,
+    )
+)
+register_recipe(
+    Recipe(
+        "adam",
+        "Optimizer study (MeliusNet supplement 3): Adam, 5 warm-up epochs, cosine.",
+        lambda e, s: tf.keras.optimizers.Adam(WarmupCosine(0.002, e * s, _warmup(e) * s)),
+        default_epochs=120,
+    )
+)
+register_recipe(
+    Recipe(
+        "radam",
+        "Optimizer study (MeliusNet supplement 3): RAdam (no warm-up needed), cosine.",
+        lambda e, s: RAdam(WarmupCosine(0.002, e * s)),
+        default_epochs=120,
+    )
+)
+register_recipe(
+    Recipe(
+        "sgd",
+        "Optimizer study (MeliusNet supplement 3): SGD momentum 0.9, 5 warm-up epochs, cosine.",
+        lambda e, s: tf.keras.optimizers.legacy.SGD(
+            WarmupCosine(0.1, e * s, _warmup(e) * s), momentum=0.9
+        ),
+        default_epochs=120,
+    )
+)
 
 
 def get_recipe(name: str) -> Recipe:

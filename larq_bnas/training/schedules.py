@@ -18,8 +18,9 @@ class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
     """The BNAS CIFAR one-cycle shape: rise from ``low`` to ``high`` over ``rise`` of
     training, fall back to ``low`` over ``fall``, then anneal towards ``low / 100``."""
 
-    def __init__(self, low: float, high: float, total_steps: int, rise: float = 0.45,
-                 fall: float = 0.45) -> None:
+    def __init__(
+        self, low: float, high: float, total_steps: int, rise: float = 0.45, fall: float = 0.45
+    ) -> None:
         self.low, self.high, self.total_steps = float(low), float(high), int(total_steps)
         self.rise, self.fall = float(rise), float(fall)
 
@@ -41,16 +42,22 @@ class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
         return high
 
     def get_config(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "total_steps": self.total_steps,
-                "rise": self.rise, "fall": self.fall}
+        return {
+            "low": self.low,
+            "high": self.high,
+            "total_steps": self.total_steps,
+            "rise": self.rise,
+            "fall": self.fall,
+        }
 
 
 @_register
 class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to ``final``."""
 
-    def __init__(self, initial: float, total_steps: int, warmup_steps: int = 0,
-                 final: float = 0.0) -> None:
+    def __init__(
+        self, initial: float, total_steps: int, warmup_steps: int = 0, final: float = 0.0
+    ) -> None:
         self.initial, self.total_steps = float(initial), int(total_steps)
         self.warmup_steps, self.final = int(warmup_steps), float(final)
 
@@ -63,8 +70,12 @@ class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < self.warmup_steps, warm, cosine)
 
     def get_config(self) -> dict[str, Any]:
-        return {"initial": self.initial, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "final": self.final}
+        return {
+            "initial": self.initial,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "final": self.final,
+        }
 
 
 @_register
@@ -73,7 +84,11 @@ class CosineRestarts(tf.keras.optimizers.schedules.LearningRateSchedule):
     (BNAS ImageNet: every 50 epochs down to 1e-5)."""
 
     def __init__(self, initial: float, period_steps: int, final: float = 1e-5) -> None:
-        self.initial, self.period_steps, self.final = float(initial), int(period_steps), float(final)
+        self.initial, self.period_steps, self.final = (
+            float(initial),
+            int(period_steps),
+            float(final),
+        )
 
     def __call__(self, step: Any) -> tf.Tensor:
         step = tf.cast(step, tf.float32)
@@ -94,7 +109,9 @@ class StepDrops(tf.keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step: Any) -> tf.Tensor:
         step = tf.cast(step, tf.float32)
-        drops = sum(tf.cast(step >= b, tf.float32) for b in self.boundaries) if self.boundaries else 0.0
+        drops = (
+            sum(tf.cast(step >= b, tf.float32) for b in self.boundaries) if self.boundaries else 0.0
+        )
         return self.initial * tf.pow(self.factor, drops)
 
     def get_config(self) -> dict[str, Any]:

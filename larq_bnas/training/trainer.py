@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas import data
 from larq_bnas._autograph import lean_autograph
 from larq_bnas._io import atomic_path, read_json, write_json
 from larq_bnas.checkpointing import EpochLog, RunDirectory
+from larq_bnas.training import data
 from larq_bnas.training.distribute import get_strategy, is_chief
 from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.recipes import get_recipe
@@ -40,8 +40,13 @@ from larq_bnas.training.schedules import schedule_of
 DIGITS_DEFAULTS = {"recipe": "digits", "epochs": 12, "batch_size": 64, "input_size": 16}
 
 
-def _build(model: Any, input_size: int | None, num_classes: int, weights: str | None,
-           options: dict[str, Any]) -> tf.keras.Model:
+def _build(
+    model: Any,
+    input_size: int | None,
+    num_classes: int,
+    weights: str | None,
+    options: dict[str, Any],
+) -> tf.keras.Model:
     if isinstance(model, tf.keras.Model):
         if weights:
             model.load_weights(weights)
@@ -106,9 +111,11 @@ class _TextLog(tf.keras.callbacks.Callback):
         if logs is not None:
             logs["epoch_seconds"] = seconds  # recorded in history.json too
         parts = [f"epoch {epoch + 1}", f"{seconds:.1f}s"]
-        parts += [f"{k}={v:.4g}" for k, v in (logs or {}).items()
-                  if isinstance(v, (int, float, np.floating)) and "/" not in k
-                  and k != "epoch_seconds"]
+        parts += [
+            f"{k}={v:.4g}"
+            for k, v in (logs or {}).items()
+            if isinstance(v, (int, float, np.floating)) and "/" not in k and k != "epoch_seconds"
+        ]
         self._append("  ".join(parts))
 
 
@@ -135,8 +142,10 @@ def _save_model(model: tf.keras.Model, path: Path) -> bool:
 
 
 def _metrics() -> list[tf.keras.metrics.Metric]:
-    return [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")]
+    return [
+        tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        tf.keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
+    ]
 
 
 def evaluate(
@@ -166,12 +175,17 @@ def evaluate(
     keras_model.compile(loss="sparse_categorical_crossentropy", metrics=_metrics())
     with lean_autograph():
         result = keras_model.evaluate(ds, verbose=0, return_dict=True)
-    return {"top1": float(result["accuracy"]), "top5": float(result["top5"]),
-            "loss": float(result["loss"]), "examples": data.num_examples(dataset, split, data_dir)}
+    return {
+        "top1": float(result["accuracy"]),
+        "top5": float(result["top5"]),
+        "loss": float(result["loss"]),
+        "examples": data.num_examples(dataset, split, data_dir),
+    }
 
 
-def _lr_curve(optimizer: tf.keras.optimizers.Optimizer, epochs: int,
-              steps: int) -> list[tuple[float, float]] | None:
+def _lr_curve(
+    optimizer: tf.keras.optimizers.Optimizer, epochs: int, steps: int
+) -> list[tuple[float, float]] | None:
     """The learning rate over training as (epoch, lr) points, from the schedule."""
     schedule = schedule_of(optimizer)
     if schedule is None:
@@ -211,7 +225,7 @@ def train(
         model: a zoo name, genotype JSON, saved model, ``lqz:NAME`` (built for the
             dataset's classes and ``input_size``) or a Keras model.
         output_dir: the run directory (see the module docstring).
-        dataset: ``digits`` (default), a tfds name or ``folder:PATH`` (``larq_bnas.data``).
+        dataset: ``digits`` (default), a tfds name or ``folder:PATH`` (``larq_bnas.training.data``).
         recipe: a name from ``larq_bnas.training.RECIPES`` (default ``digits`` on the
             digits, else ``bnas-cifar``).
         epochs, batch_size: default the digits defaults or the recipe's (the papers').
@@ -239,8 +253,9 @@ def train(
     recipe_name = recipe or (DIGITS_DEFAULTS["recipe"] if digits else "bnas-cifar")
     the_recipe = get_recipe(recipe_name)
     epochs = int(epochs or (DIGITS_DEFAULTS["epochs"] if digits else the_recipe.default_epochs))
-    batch_size = int(batch_size or (DIGITS_DEFAULTS["batch_size"] if digits
-                                    else the_recipe.default_batch_size))
+    batch_size = int(
+        batch_size or (DIGITS_DEFAULTS["batch_size"] if digits else the_recipe.default_batch_size)
+    )
     if epochs < 1:
         raise ValueError(f"epochs must be positive, got {epochs}")
     if batch_size < 1:
@@ -251,8 +266,9 @@ def train(
     meta = data.info(dataset, data_dir)  # fails early, clearly, when the data is missing
     n_train = data.num_examples(dataset, "train", data_dir)
     if batch_size > n_train:
-        raise ValueError(f"batch size {batch_size} is larger than the {n_train} training "
-                         f"examples of {dataset!r}")
+        raise ValueError(
+            f"batch size {batch_size} is larger than the {n_train} training examples of {dataset!r}"
+        )
     test_split = data.eval_split(dataset, data_dir)
 
     distribution = get_strategy(strategy)
@@ -261,9 +277,15 @@ def train(
     out = root if chief else root / f".worker{_task_id()}"
     record = {
         "model": model if isinstance(model, str) else getattr(model, "name", "model"),
-        "dataset": dataset, "recipe": recipe_name, "epochs": epochs, "batch_size": batch_size,
-        "input_size": input_size, "options": options or {}, "weights": weights,
-        "strategy": strategy, "workers": distribution.num_replicas_in_sync,
+        "dataset": dataset,
+        "recipe": recipe_name,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "input_size": input_size,
+        "options": options or {},
+        "weights": weights,
+        "strategy": strategy,
+        "workers": distribution.num_replicas_in_sync,
     }
     if resume or (out / "state.json").exists():  # refuse (or reopen) an existing run early
         previous = RunDirectory(out, "train", record, resume=resume)
@@ -276,46 +298,66 @@ def train(
         keras_model = _build(model, input_size, meta.num_classes, weights, options or {})
         if lean_memory:
             recompute_binary_ops(keras_model)
-        the_recipe.compile(keras_model, epochs=epochs, steps_per_epoch=steps,
-                           jit_compile=jit_compile)
+        the_recipe.compile(
+            keras_model, epochs=epochs, steps_per_epoch=steps, jit_compile=jit_compile
+        )
     run = RunDirectory(out, "train", record, resume=resume)
     size = keras_model.input_shape[1]
-    train_ds = data.load(dataset, "train", input_size=size, batch_size=batch_size,
-                         seed=seed, data_dir=data_dir, drop_remainder=True)
-    test_ds = data.load(dataset, test_split, input_size=size, batch_size=batch_size,
-                        data_dir=data_dir)
+    train_ds = data.load(
+        dataset,
+        "train",
+        input_size=size,
+        batch_size=batch_size,
+        seed=seed,
+        data_dir=data_dir,
+        drop_remainder=True,
+    )
+    test_ds = data.load(
+        dataset, test_split, input_size=size, batch_size=batch_size, data_dir=data_dir
+    )
 
     history = run.history()
     best_so_far = max([e.get("val_accuracy", -1.0) for e in history], default=-1.0)
     callbacks: list[tf.keras.callbacks.Callback] = [
-        *the_recipe.callbacks(epochs=epochs, steps_per_epoch=steps,
-                              optimizer=keras_model.optimizer),
+        *the_recipe.callbacks(
+            epochs=epochs, steps_per_epoch=steps, optimizer=keras_model.optimizer
+        ),
     ]
     if flip_stats:
-        from larq_bnas.callbacks import WeightFlipCounter
+        from larq_bnas.training.callbacks import WeightFlipCounter
 
-        callbacks.append(WeightFlipCounter(json_path=out / "flips.json",
-                                           csv_path=out / "flips.csv", per_layer=False,
-                                           resume=resume))
-    header = (f"{record['model']} on {dataset} ({recipe_name}, {epochs} epochs, batch "
-              f"{batch_size}, {steps} steps/epoch, {record['workers']} replica(s))"
-              + (f", resuming after epoch {run.epochs_done}" if history else ""))
+        callbacks.append(
+            WeightFlipCounter(
+                json_path=out / "flips.json",
+                csv_path=out / "flips.csv",
+                per_layer=False,
+                resume=resume,
+            )
+        )
+    header = (
+        f"{record['model']} on {dataset} ({recipe_name}, {epochs} epochs, batch "
+        f"{batch_size}, {steps} steps/epoch, {record['workers']} replica(s))"
+        + (f", resuming after epoch {run.epochs_done}" if history else "")
+    )
     callbacks += [
         _BestWeights(out / "best.weights.h5", best=best_so_far),
         _TextLog(out / "train.log", header),
         # every worker restores from the chief's checkpoint (Keras' multi-worker rule)
-        tf.keras.callbacks.BackupAndRestore(str(root / "checkpoint"), save_freq="epoch",
-                                            delete_checkpoint=False),
+        tf.keras.callbacks.BackupAndRestore(
+            str(root / "checkpoint"), save_freq="epoch", delete_checkpoint=False
+        ),
         EpochLog(run),
         *(extra_callbacks or []),
     ]
     if tensorboard and chief:
-        callbacks.append(tf.keras.callbacks.TensorBoard(str(out / "tensorboard"),
-                                                        write_graph=False))
+        callbacks.append(
+            tf.keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False)
+        )
     start = time.time()
     with lean_autograph(), lean_graphs() if lean_memory else contextlib.nullcontext():
-        keras_model.fit(train_ds, validation_data=test_ds, epochs=epochs,
-                        callbacks=callbacks, verbose=verbose)
+        keras_model.fit(
+            train_ds, validation_data=test_ds, epochs=epochs, callbacks=callbacks, verbose=verbose
+        )
         wall = time.time() - start
         final = keras_model.evaluate(test_ds, verbose=0, return_dict=True)
     save_weights(keras_model, out / "final.weights.h5")
@@ -339,17 +381,22 @@ def train(
         "ops": costs.ops,
         "train_seconds_this_session": wall,
         "train_seconds_total": sum(e.get("epoch_seconds", 0.0) for e in history) or wall,
-        "files": {"best": "best.weights.h5", "final": "final.weights.h5",
-                  **({"model": "model.h5"} if saved_model else {})},
+        "files": {
+            "best": "best.weights.h5",
+            "final": "final.weights.h5",
+            **({"model": "model.h5"} if saved_model else {}),
+        },
     }
     write_json(out / "results.json", results)
     if chief:
         from larq_bnas.training.plots import plot_curves
 
-        plot_curves(history, out / "curves.png",
-                    label=f"{keras_model.name}: {costs.size_mib:.2f} MiB, "
-                          f"{costs.ops / 1e6:.2f} M OPs",
-                    lr_curve=_lr_curve(keras_model.optimizer, epochs, steps))
+        plot_curves(
+            history,
+            out / "curves.png",
+            label=f"{keras_model.name}: {costs.size_mib:.2f} MiB, {costs.ops / 1e6:.2f} M OPs",
+            lr_curve=_lr_curve(keras_model.optimizer, epochs, steps),
+        )
     run.mark_finished(test_top1=results["test_top1"], test_top5=results["test_top5"])
     return results
 

@@ -10,28 +10,6 @@ Every constructor has the same keyword-only signature (larq-zoo's)::
 and ``get_spec(name)`` give each model's config and the paper's figures.
 """
 
-from larq_bnas.zoo.bnas import (
-    BNAS,
-    BNASA,
-    BNASB,
-    BNASC,
-    BNASD,
-    BNASE,
-    BNASF,
-    BNASG,
-    BNASMini,
-)
-from larq_bnas.zoo.meliusnet import (
-    MeliusNet,
-    MeliusNet22,
-    MeliusNet29,
-    MeliusNet42,
-    MeliusNet59,
-    MeliusNetA,
-    MeliusNetB,
-    MeliusNetC,
-    MeliusNetNaive,
-)
 from larq_bnas.zoo.registry import (
     ModelSpec,
     PretrainedWeights,
@@ -42,6 +20,30 @@ from larq_bnas.zoo.registry import (
     model_cost_report,
     model_names,
     register,
+)
+from larq_bnas.zoo.specs import (
+    BNAS,
+    BNASA,
+    BNASB,
+    BNASC,
+    BNASD,
+    BNASE,
+    BNASF,
+    BNASG,
+    XNORWRN40,
+    BNASMini,
+    MeliusNet,
+    MeliusNet22,
+    MeliusNet29,
+    MeliusNet42,
+    MeliusNet59,
+    MeliusNetA,
+    MeliusNetB,
+    MeliusNetC,
+    MeliusNetNaive,
+    XNORResNet,
+    XNORResNet18,
+    XNORResNet34,
 )
 
 __all__ = [
@@ -63,6 +65,10 @@ __all__ = [
     "MeliusNetB",
     "MeliusNetC",
     "MeliusNetNaive",
+    "XNORResNet",
+    "XNORResNet18",
+    "XNORResNet34",
+    "XNORWRN40",
     "ModelSpec",
     "PretrainedWeights",
     "UnknownModelError",

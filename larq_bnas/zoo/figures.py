@@ -18,8 +18,16 @@ from typing import Any
 from larq_bnas._io import write_json
 
 FIGURES_PATH = Path(__file__).with_name("figures.json")
-KEYS = ("trainable_params", "binary_params", "float_params", "size_mib", "bops", "flops",
-        "ops", "ops_paper")
+KEYS = (
+    "trainable_params",
+    "binary_params",
+    "float_params",
+    "size_mib",
+    "bops",
+    "flops",
+    "ops",
+    "ops_paper",
+)
 
 
 def load_figures() -> dict[str, dict[str, Any]]:

@@ -52,15 +52,18 @@ def load_model(
         if not os.path.exists(ref):
             raise FileNotFoundError(f"Genotype file {ref!r} does not exist")
         return build(
-            "bnas", genotype=ref, input_shape=input_shape, num_classes=num_classes,
-            weights=weights, include_top=include_top, **options,
+            "bnas",
+            genotype=ref,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            weights=weights,
+            include_top=include_top,
+            **options,
         )
     if is_saved_model(ref):
         if options:
-            raise ValueError(
-                f"Options {sorted(options)} do not apply to a saved model ({ref!r})"
-            )
-        import larq_bnas.cells  # noqa: F401  (registers the custom layers)
+            raise ValueError(f"Options {sorted(options)} do not apply to a saved model ({ref!r})")
+        import larq_bnas.models.bnas.cells  # noqa: F401  (registers the custom layers)
 
         model = tf.keras.models.load_model(ref, compile=False)
         if weights is not None:
@@ -68,8 +71,12 @@ def load_model(
         return model
     get_spec(ref)  # a clear error listing the zoo names when ref is none of the above
     return build(
-        ref, input_shape=input_shape, num_classes=num_classes, weights=weights,
-        include_top=include_top, **options,
+        ref,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        weights=weights,
+        include_top=include_top,
+        **options,
     )
 
 

@@ -1,6 +1,8 @@
 """The model registry: every zoo model by name, with its config and the paper's figures.
 
-A ``ModelSpec`` ties a name to a family builder and a typed config. ``build(name, ...)``
+A ``ModelSpec`` ties a name to a family builder and a typed config; the zoo's models
+are registered in ``larq_bnas.zoo.specs`` (imported by ``larq_bnas.zoo``), and a user can
+``register`` more. ``build(name, ...)``
 is the one place that turns a name, constructor options and ``weights=`` into a Keras
 model; the lqz-style constructors (``BNASA()``, ``MeliusNet22()``) call it.
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from larq_bnas.config import ConfigError, ModelConfig
+from larq_bnas.zoo.weights import PretrainedWeights, load_weights, resolve_weights
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -23,17 +26,6 @@ class UnknownModelError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class PretrainedWeights:
-    """A published weights file: where to fetch it and its sha256."""
-
-    url: str
-    sha256: str
-    include_top: bool = True
-    num_classes: int | None = None
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,7 +70,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_FAMILIES_LOADED = False
 
 
 def normalize_name(name: str) -> str:
@@ -95,24 +86,8 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _load_families() -> None:
-    # The family modules register their models on import.
-    global _FAMILIES_LOADED
-    if not _FAMILIES_LOADED:
-        _FAMILIES_LOADED = True
-        import importlib
-
-        for module in ("larq_bnas.zoo.bnas", "larq_bnas.zoo.meliusnet", "larq_bnas.zoo.baselines"):
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as err:
-                if err.name != module:
-                    raise
-
-
 def list_specs(include_custom: bool = False) -> list[ModelSpec]:
     """Every registered model, in registration order, each once."""
-    _load_families()
     seen: dict[str, ModelSpec] = {}
     for spec in _REGISTRY.values():
         if spec.custom and not include_custom:
@@ -137,13 +112,11 @@ def add_weights(name: str, weights_name: str, entry: PretrainedWeights) -> Model
 
 def find_spec(name: str) -> ModelSpec | None:
     """The spec registered as ``name``, or None."""
-    _load_families()
     return _REGISTRY.get(normalize_name(name))
 
 
 def get_spec(name: str) -> ModelSpec:
     """The spec registered as ``name``; ``UnknownModelError`` lists the valid names."""
-    _load_families()
     spec = _REGISTRY.get(normalize_name(name))
     if spec is None:
         raise UnknownModelError(
@@ -182,11 +155,11 @@ def build(
         **options: config fields of the model's family (e.g. ``cells=8``,
             ``genotype="search/genotype_gamma1.json"``, ``pad_values=0.0``).
     """
-    from larq_bnas.zoo.weights import load_weights, resolve_weights
-
     spec, config = configure(name, **options)
     num_classes = spec.num_classes if num_classes is None else int(num_classes)
-    weights_path = resolve_weights(spec, weights, include_top=include_top, num_classes=num_classes)
+    weights_path = resolve_weights(
+        spec.name, spec.weights, weights, include_top=include_top, num_classes=num_classes
+    )
     model = spec.builder(
         config,
         input_shape=input_shape if input_shape is not None or spec.custom else spec.input_shape,

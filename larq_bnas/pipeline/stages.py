@@ -17,64 +17,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from larq_bnas._io import read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
-
-STAGES = ("search", "train", "convert", "benchmark", "compare", "report")
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    """Options of ``larq_bnas run`` (defaults finish in minutes on 2 CPU cores)."""
-
-    dataset: str = "digits"
-    input_size: int = 32
-    search_input_size: int = 16
-    search_epochs: int = 2
-    search_cells: int = 5
-    search_channels: int = 8
-    search_batch_size: int = 32
-    gammas: tuple[float, ...] = (1.0, 3.0)
-    train_gamma: float | None = None  # default: the first of gammas
-    cells: int = 5
-    channels: int = 12
-    train_epochs: int = 8
-    batch_size: int = 64
-    recipe: str | None = None
-    verify_inputs: int = 10
-    threads: int = 2
-    benchmark_repeats: int = 20
-    compare_models: tuple[str, ...] = ("bnas-a", "meliusnet22")
-    genotype: str | None = None  # skip the search and use this genotype
-    seed: int = 0
-    data_dir: str | None = None
-    stages: tuple[str, ...] = field(default=STAGES)
-
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown:
-            raise ValueError(f"Unknown stage(s) {unknown}; valid stages are: {', '.join(STAGES)}")
-        if not self.gammas or any(g <= 0 for g in self.gammas):
-            raise ValueError(f"gamma must be positive, got {list(self.gammas)}")
-        if self.train_gamma is not None and self.train_gamma not in self.gammas:
-            raise ValueError(f"train_gamma {self.train_gamma} is not one of the gammas "
-                             f"{list(self.gammas)}")
-
-
-def parse_model_entry(entry: str) -> tuple[str, dict[str, str]]:
-    """``"bnas-mini@cells=3,channels=4"`` -> ``("bnas-mini", {"cells": "3", ...})``."""
-    name, _, rest = entry.partition("@")
-    options = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"Bad model option {item!r} in {entry!r}; use NAME@key=value,...")
-        options[key] = value
-    return name, options
+from larq_bnas.pipeline.options import STAGES, PipelineOptions, parse_model_entry
 
 
 def _gamma_tag(gamma: float) -> str:
@@ -84,8 +33,13 @@ def _gamma_tag(gamma: float) -> str:
 class Pipeline:
     """The stages of the main job over one output directory (see the module docstring)."""
 
-    def __init__(self, output_dir: str | os.PathLike, options: PipelineOptions,
-                 resume: bool = False, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        options: PipelineOptions,
+        resume: bool = False,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.out = Path(output_dir)
         self.options = options
         self.log = log
@@ -119,8 +73,12 @@ class Pipeline:
     def execute(self) -> dict[str, Any]:
         """Run the selected stages in order; return every stage's result."""
         steps: dict[str, Callable[[], dict[str, Any]]] = {
-            "search": self.search, "train": self.train, "convert": self.convert,
-            "benchmark": self.benchmark, "compare": self.compare, "report": self.report,
+            "search": self.search,
+            "train": self.train,
+            "convert": self.convert,
+            "benchmark": self.benchmark,
+            "compare": self.compare,
+            "report": self.report,
         }
         results = {}
         for stage in STAGES:
@@ -137,10 +95,18 @@ class Pipeline:
         from larq_bnas.search import run_search
 
         result = run_search(
-            self.out / "search", dataset=o.dataset, epochs=o.search_epochs,
-            cells=o.search_cells, channels=o.search_channels, batch_size=o.search_batch_size,
-            input_size=o.search_input_size, gammas=list(o.gammas), seed=o.seed,
-            resume=self.resume, data_dir=o.data_dir, verbose=2,
+            self.out / "search",
+            dataset=o.dataset,
+            epochs=o.search_epochs,
+            cells=o.search_cells,
+            channels=o.search_channels,
+            batch_size=o.search_batch_size,
+            input_size=o.search_input_size,
+            gammas=list(o.gammas),
+            seed=o.seed,
+            resume=self.resume,
+            data_dir=o.data_dir,
+            verbose=2,
         )
         return dict(result)
 
@@ -150,8 +116,10 @@ class Pipeline:
             return o.genotype
         search = self.result("search")
         if search is None:
-            raise ValueError("The train stage needs a genotype: run the search stage first "
-                             "or pass --genotype FILE")
+            raise ValueError(
+                "The train stage needs a genotype: run the search stage first "
+                "or pass --genotype FILE"
+            )
         gamma = o.train_gamma if o.train_gamma is not None else o.gammas[0]
         path = self.out / "search" / f"genotype_gamma{_gamma_tag(gamma)}.json"
         if not path.exists():
@@ -166,19 +134,28 @@ class Pipeline:
 
         o = self.options
         return train(
-            self.genotype_path(), output_dir=self.out / "train", dataset=o.dataset,
-            recipe=o.recipe, epochs=o.train_epochs, batch_size=o.batch_size,
-            input_size=o.input_size, options=self._model_options(), seed=o.seed,
-            resume=self.resume, data_dir=o.data_dir, verbose=2,
+            self.genotype_path(),
+            output_dir=self.out / "train",
+            dataset=o.dataset,
+            recipe=o.recipe,
+            epochs=o.train_epochs,
+            batch_size=o.batch_size,
+            input_size=o.input_size,
+            options=self._model_options(),
+            seed=o.seed,
+            resume=self.resume,
+            data_dir=o.data_dir,
+            verbose=2,
         )
 
     def _trained_model(self) -> Any:
-        from larq_bnas import data
+        from larq_bnas.training import data
         from larq_bnas.zoo.references import load_model
 
         o = self.options
         model = load_model(
-            self.genotype_path(), input_shape=(o.input_size, o.input_size, 3),
+            self.genotype_path(),
+            input_shape=(o.input_size, o.input_size, 3),
             num_classes=data.info(o.dataset, o.data_dir).num_classes,
             **self._model_options(),
         )
@@ -192,32 +169,44 @@ class Pipeline:
         converters.save(flatbuffer, directory / "model.tflite")
         converters.save(converters.convert_float(model), directory / "model_float.tflite")
         report = converters.acceleration_report(model, converters.read(flatbuffer))
-        report.update(converters.verify(model, flatbuffer, n=self.options.verify_inputs,
-                                        inputs=verify_inputs))
+        report.update(
+            converters.verify(model, flatbuffer, n=self.options.verify_inputs, inputs=verify_inputs)
+        )
         write_json(directory / "acceleration_report.json", report)
         return report
 
     def convert(self) -> dict[str, Any]:
-        from larq_bnas import data
+        from larq_bnas.training import data
 
         o = self.options
         model = self._trained_model()
-        images = next(iter(data.load(o.dataset, "test", input_size=o.input_size,
-                                     batch_size=o.verify_inputs, data_dir=o.data_dir)))[0]
+        images = next(
+            iter(
+                data.load(
+                    o.dataset,
+                    "test",
+                    input_size=o.input_size,
+                    batch_size=o.verify_inputs,
+                    data_dir=o.data_dir,
+                )
+            )
+        )[0]
         report = self._deploy(model, self.out / "deploy", verify_inputs=images.numpy())
         for warning in report["warnings"]:
             self.log(f"WARNING: binary layer not accelerated: {warning}")
         return report
 
     def _latency(self, directory: Path) -> dict[str, Any]:
-        from larq_bnas.converters import benchmark
+        from larq_bnas.runtime import benchmark
 
         o = self.options
-        return benchmark(directory / "model.tflite", threads=o.threads,
-                         repeats=o.benchmark_repeats,
-                         kernels=["native", "default", "indirect_bgemm",
-                                  "indirect_bgemm+xnnpack"],
-                         float_source=directory / "model_float.tflite")
+        return benchmark(
+            directory / "model.tflite",
+            threads=o.threads,
+            repeats=o.benchmark_repeats,
+            kernels=["native", "default", "indirect_bgemm", "indirect_bgemm+xnnpack"],
+            float_source=directory / "model_float.tflite",
+        )
 
     def benchmark(self) -> dict[str, Any]:
         return self._latency(self.out / "deploy")
@@ -226,9 +215,9 @@ class Pipeline:
         """BNAS-A and MeliusNet22 (random weights, random BatchNorm statistics) at the
         same input size: costs,
         conversion, acceleration and latency (accuracy needs training, so none)."""
-        from larq_bnas import data
         from larq_bnas.converters import randomize_batchnorm
         from larq_bnas.costs import model_costs
+        from larq_bnas.training import data
         from larq_bnas.zoo.registry import build, find_spec
 
         o = self.options
@@ -240,12 +229,16 @@ class Pipeline:
                 self.log(f"[compare] {name} is not in the zoo; skipped")
                 continue
             self.log(f"[compare] {name} at {o.input_size}x{o.input_size}")
-            model = build(name, input_shape=(o.input_size, o.input_size, 3),
-                          num_classes=num_classes, **options)
+            model = build(
+                name,
+                input_shape=(o.input_size, o.input_size, 3),
+                num_classes=num_classes,
+                **options,
+            )
             # Trained-like BatchNorm statistics: with identical fresh ones TensorFlow
             # merges dilated branches and LCE keeps them float (converters.report).
             randomize_batchnorm(model, seed=0)
-            directory = self.out / "compare" / entry.replace("@", "_").replace(",", "_")
+            directory = self.out / "compare" / "_".join(entry.split()).replace(",", "_")
             costs = model_costs(model).to_dict()
             deploy = self._deploy(model, directory)
             latency = self._latency(directory)
@@ -253,19 +246,26 @@ class Pipeline:
         return {"models": out}
 
     def report(self) -> dict[str, Any]:
-        from larq_bnas.pipeline_report import build_report
-        from larq_bnas.report import write_report
+        from larq_bnas.document import write_report
+        from larq_bnas.pipeline.report import build_report
 
         md, page = write_report(build_report(self), self.out)
         return {"markdown": str(md), "html": str(page)}
 
 
-def run_pipeline(output_dir: str | os.PathLike, *, resume: bool = False,
-                 log: Callable[[str], None] = print, **options: Any) -> dict[str, Any]:
+def run_pipeline(
+    output_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    **options: Any,
+) -> dict[str, Any]:
     """Run the main job into ``output_dir`` (options: fields of ``PipelineOptions``)."""
     for key in ("gammas", "stages", "compare_models"):
-        if key in options and isinstance(options[key], Sequence) and not isinstance(
-            options[key], str
+        if (
+            key in options
+            and isinstance(options[key], Sequence)
+            and not isinstance(options[key], str)
         ):
             options[key] = tuple(options[key])
     return Pipeline(output_dir, PipelineOptions(**options), resume=resume, log=log).execute()

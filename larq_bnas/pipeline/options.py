@@ -1,0 +1,62 @@
+"""Options of the main job (``larq_bnas run``): each default is stated here once, and the
+command line takes its defaults from ``PipelineOptions``. Imports no TensorFlow."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from larq_bnas.config import parse_model_ref
+
+STAGES = ("search", "train", "convert", "benchmark", "compare", "report")
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Options of ``larq_bnas run`` (defaults finish in minutes on 2 CPU cores)."""
+
+    dataset: str = "digits"
+    input_size: int = 32
+    search_input_size: int = 16
+    search_epochs: int = 2
+    search_cells: int = 5
+    search_channels: int = 8
+    search_batch_size: int = 32
+    gammas: tuple[float, ...] = (1.0, 3.0)
+    train_gamma: float | None = None  # default: the first of gammas
+    cells: int = 5
+    channels: int = 12
+    train_epochs: int = 8
+    batch_size: int = 64
+    recipe: str | None = None
+    verify_inputs: int = 10
+    threads: int = 2
+    benchmark_repeats: int = 20
+    compare_models: tuple[str, ...] = ("bnas-a", "meliusnet22")
+    genotype: str | None = None  # skip the search and use this genotype
+    seed: int = 0
+    data_dir: str | None = None
+    stages: tuple[str, ...] = field(default=STAGES)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"Unknown stage(s) {unknown}; valid stages are: {', '.join(STAGES)}")
+        if not self.gammas or any(g <= 0 for g in self.gammas):
+            raise ValueError(f"gamma must be positive, got {list(self.gammas)}")
+        if self.train_gamma is not None and self.train_gamma not in self.gammas:
+            raise ValueError(
+                f"train_gamma {self.train_gamma} is not one of the gammas {list(self.gammas)}"
+            )
+
+
+def parse_model_entry(entry: str) -> tuple[str, dict[str, str]]:
+    """``"bnas-mini cells=3 channels=4"`` -> ``("bnas-mini", {"cells": "3", ...})``: the
+    one ``KEY=VALUE`` option syntax of ``--set`` (``larq_bnas.config.parse_model_ref``)."""
+    return parse_model_ref(entry)
+
+
+def default(name: str) -> Any:
+    """The default of option ``name`` (the ``run`` CLI takes its defaults from here)."""
+    f = PipelineOptions.__dataclass_fields__[name]
+    return f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]

@@ -1,0 +1,29 @@
+"""Running LCE flatbuffers: interpreters, kernel choice, benchmark and ``Predictor``.
+
+- ``make_interpreter(path, kernel=, threads=)``: an interpreter on one kernel choice
+  (LCE's own kernels, or ``native``: this library's x86 delegate in ``native``);
+- ``benchmark(path, threads=)``: batch-1 latency per kernel choice (+ float TFLite);
+- ``Predictor(path, kernel="auto")``: inference on the fastest kernel for this machine.
+
+Conversion lives apart, in ``larq_bnas.converters``.
+"""
+
+from larq_bnas.runtime.interpreters import (
+    AUTO_KERNELS,
+    KERNELS,
+    Predictor,
+    benchmark,
+    cached_kernel,
+    kernel_cache_path,
+    make_interpreter,
+)
+
+__all__ = [
+    "AUTO_KERNELS",
+    "KERNELS",
+    "Predictor",
+    "benchmark",
+    "cached_kernel",
+    "kernel_cache_path",
+    "make_interpreter",
+]
