@@ -26,6 +26,11 @@ from larq_bnas.models.bnas.ops import PRIMITIVES, BinaryConv, Zeroise, check_op_
 SKIP_KINDS = ("none", "identity", "projection")
 
 
+def edge_layer_names(pairs: Any) -> list[str]:
+    """The Keras names of a cell's edge operations, in genotype order."""
+    return [f"node{i // 2 + 2}_{i % 2}_{op}" for i, (op, _) in enumerate(pairs)]
+
+
 @tf.keras.utils.register_keras_serializable(package="larq_bnas")
 class Cell(tf.keras.layers.Layer):
     """One BNAS cell built from a genotype.
@@ -38,6 +43,10 @@ class Cell(tf.keras.layers.Layer):
         skip: "none", "identity" or "projection" (see the module docstring).
         pad_values: 1.0 (LCE-optimal one-padding) or 0.0 (zero padding).
         layer_set: the operations allowed in this cell (all known ones by default).
+        float_kernels: names of this cell's binary convolutions that keep float kernels
+            (``"preprocess0"``, ``"node5_1_bin_conv_3x3"``, ...): the reference's
+            ``BinOp`` selection, see ``binop_float_kernels``.
+        torch_padding: pad stride-2 windows symmetrically, as PyTorch does.
     """
 
     def __init__(
@@ -49,6 +58,8 @@ class Cell(tf.keras.layers.Layer):
         skip: str = "identity",
         pad_values: float = 1.0,
         layer_set: tuple[str, ...] | list[str] | None = None,
+        float_kernels: tuple[str, ...] | list[str] = (),
+        torch_padding: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +72,8 @@ class Cell(tf.keras.layers.Layer):
         self.skip = skip
         self.pad_values = float(pad_values)
         self.layer_set = tuple(layer_set) if layer_set is not None else None
+        self.float_kernels = tuple(float_kernels)
+        self.torch_padding = bool(torch_padding)
 
         pairs = self.genotype.reduce if reduction else self.genotype.normal
         self.concat = self.genotype.reduce_concat if reduction else self.genotype.normal_concat
@@ -68,22 +81,40 @@ class Cell(tf.keras.layers.Layer):
             for op, _ in pairs:
                 check_op_name(op, self.layer_set)
         C = self.channels
+        names = {"preprocess0", "preprocess1"} | set(edge_layer_names(pairs))
+        unknown = sorted(set(self.float_kernels) - names)
+        if unknown:
+            raise ValueError(f"float_kernels names no layer of this cell: {unknown}")
+
+        def options(name: str) -> dict[str, Any]:
+            return {
+                "binary_kernel": name not in self.float_kernels,
+                "torch_padding": self.torch_padding,
+            }
+
         self.preprocess0 = (
-            BinaryConv(C, 3, strides=2, pad_values=pad_values, name="preprocess0")
+            BinaryConv(
+                C, 3, strides=2, pad_values=pad_values, name="preprocess0", **options("preprocess0")
+            )
             if reduction_prev
-            else BinaryConv(C, 1, pad_values=pad_values, name="preprocess0")
+            else BinaryConv(
+                C, 1, pad_values=pad_values, name="preprocess0", **options("preprocess0")
+            )
         )
-        self.preprocess1 = BinaryConv(C, 1, pad_values=pad_values, name="preprocess1")
+        self.preprocess1 = BinaryConv(
+            C, 1, pad_values=pad_values, name="preprocess1", **options("preprocess1")
+        )
         self.edge_layers: list[tf.keras.layers.Layer] = []
         self.edge_inputs: list[int] = [idx for _, idx in pairs]
-        for i, (op, idx) in enumerate(pairs):
+        for i, ((op, idx), layer_name) in enumerate(zip(pairs, edge_layer_names(pairs))):
             strides = 2 if reduction and idx < 2 else 1
             layer = make_op(
                 op,
                 C,
                 strides=strides,
                 pad_values=pad_values,
-                layer_name=f"node{i // 2 + 2}_{i % 2}_{op}",
+                layer_name=layer_name,
+                **options(layer_name),
             )
             self.edge_layers.append(layer)
         if skip == "projection":
@@ -152,6 +183,8 @@ class Cell(tf.keras.layers.Layer):
             "skip": self.skip,
             "pad_values": self.pad_values,
             "layer_set": list(self.layer_set) if self.layer_set is not None else None,
+            **({"float_kernels": list(self.float_kernels)} if self.float_kernels else {}),
+            **({"torch_padding": True} if self.torch_padding else {}),
         }
 
 
@@ -182,4 +215,11 @@ class DropPathSchedule(tf.keras.callbacks.Callback):
         set_drop_path_rate(self.model, rate)
 
 
-__all__ = ["Cell", "DropPathSchedule", "set_drop_path_rate", "SKIP_KINDS", "PRIMITIVES"]
+__all__ = [
+    "Cell",
+    "DropPathSchedule",
+    "edge_layer_names",
+    "set_drop_path_rate",
+    "SKIP_KINDS",
+    "PRIMITIVES",
+]

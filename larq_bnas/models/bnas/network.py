@@ -40,6 +40,15 @@ class BNASConfig(ModelConfig):
         pad_values: 1.0 (one-padding, LCE-optimal) or 0.0 (the reference's zero padding).
         layer_set: operations the genotype may use (empty: all known operations); for the
             ablations without dilated convs or with separable convs.
+        reference_binop: reproduce the BNAS reference's ``BinOp`` selection of binarized
+            convolutions: besides the first ``num_skip`` convs (the float stem), the last
+            k binary convs keep float kernels (k = its reduction cells' residual convs,
+            which BinOp leaves out of its count but not out of its index). Off for the
+            paper's models; on for weights imported from the reference.
+        num_skip: the reference's ``--num_skip`` (convs in ``named_modules`` order that
+            stay float at the start); None: the stem's convs (1 CIFAR, 3 ImageNet).
+        torch_padding: pad stride-2 windows symmetrically as PyTorch does (TensorFlow's
+            "same" pads an even size only after it); for weights imported from PyTorch.
     """
 
     cells: int = 20
@@ -49,6 +58,9 @@ class BNASConfig(ModelConfig):
     inter_cell_skip: bool = True
     pad_values: Literal[1.0, 0.0] = 1.0
     layer_set: tuple[str, ...] = ()
+    reference_binop: bool = False
+    num_skip: int | None = None
+    torch_padding: bool = False
 
     def __post_init__(self) -> None:
         if self.cells < 3:
@@ -61,6 +73,15 @@ class BNASConfig(ModelConfig):
             )
         for op in self.layer_set:
             check_op_name(op, ALL_PRIMITIVES)
+        if self.num_skip is not None and self.num_skip < self.stem_convs:
+            raise ValueError(
+                f"num_skip must be at least the stem's {self.stem_convs} float convs, "
+                f"got {self.num_skip}"
+            )
+
+    @property
+    def stem_convs(self) -> int:
+        return 1 if self.stem == "cifar" else 3
 
     def resolved_genotype(self) -> Genotype:
         return resolve_genotype(self.genotype)
@@ -74,6 +95,68 @@ class BNASConfig(ModelConfig):
     @property
     def reduction_cells(self) -> tuple[int, int]:
         return reduction_cells(self.cells)
+
+
+@dataclass(frozen=True)
+class ReferenceConv:
+    """One ``nn.Conv2d`` of the reference network, in its ``named_modules`` order."""
+
+    index: int  # 1-based, as BinOp counts
+    cell: int | None  # None: the stem
+    layer: str  # our layer: "stem..." or the cell's sublayer ("preprocess0", "node2_1_...")
+    residual: bool  # the reduction cell's "preprocess_res" conv (BinOp never binarizes it)
+    binarized: bool  # whether BinOp binarizes it
+
+
+def reference_convs(config: BNASConfig) -> list[ReferenceConv]:
+    """Every convolution of the reference network and whether its ``BinOp`` binarizes it.
+
+    BinOp counts the convs whose module name lacks "res" (``count``) and binarizes the
+    conv with running index i (counting every conv) when ``num_skip < i <= count`` and its
+    name lacks "res". The index counts the reduction cells' residual convs while
+    ``count`` does not, so the last k non-residual convs (k = number of residual convs)
+    keep float kernels. The order is the reference's module order: stem convs, then per
+    cell preprocess0, preprocess1, preprocess_res (reduction cells), then the edge ops.
+    """
+    from larq_bnas.models.bnas.cells import edge_layer_names
+
+    genotype = config.resolved_genotype()
+    found: list[tuple[int | None, str, bool]] = []
+    stem_names = (
+        ["stem_conv"]
+        if config.stem == "cifar"
+        else [
+            "stem0_conv1",
+            "stem0_conv2",
+            "stem1_conv",
+        ]
+    )
+    found += [(None, name, False) for name in stem_names]
+    for plan in cell_schedule(config.cells, config.channels):
+        pairs = genotype.reduce if plan.reduction else genotype.normal
+        found += [(plan.index, "preprocess0", False), (plan.index, "preprocess1", False)]
+        if plan.reduction:
+            found.append((plan.index, "skip_conv", True))
+        for (op, _), name in zip(pairs, edge_layer_names(pairs)):
+            if op.startswith("bin_"):
+                found.append((plan.index, name, False))
+            elif op.startswith("sep_"):
+                raise ValueError("reference_binop: the reference has no separable convolutions")
+    count = sum(1 for _, _, res in found if not res)
+    num_skip = config.stem_convs if config.num_skip is None else config.num_skip
+    return [
+        ReferenceConv(i, cell, layer, res, (not res) and num_skip < i <= count)
+        for i, (cell, layer, res) in enumerate(found, start=1)
+    ]
+
+
+def binop_float_kernels(config: BNASConfig) -> dict[int, tuple[str, ...]]:
+    """Cell index -> its binary convs that the reference's BinOp leaves float."""
+    out: dict[int, list[str]] = {}
+    for conv in reference_convs(config):
+        if conv.cell is not None and not conv.residual and not conv.binarized:
+            out.setdefault(conv.cell, []).append(conv.layer)
+    return {cell: tuple(names) for cell, names in out.items()}
 
 
 def bnas_network(
@@ -92,25 +175,34 @@ def bnas_network(
     inputs, x = model_input(input_shape, input_tensor, default)
     C = config.channels
 
+    float_kernels = binop_float_kernels(config) if config.reference_binop else {}
+
+    def stem_conv(filters: int, name: str, x: tf.Tensor) -> tf.Tensor:
+        # A 3x3 stride-2 conv; PyTorch pads 1 on each side, TensorFlow's "same" only after.
+        if config.torch_padding:
+            x = tf.keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+        return tf.keras.layers.Conv2D(
+            filters,
+            3,
+            strides=2,
+            padding="valid" if config.torch_padding else "same",
+            use_bias=False,
+            name=name,
+        )(x)
+
     if config.stem == "cifar":
         x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
         x = tf.keras.layers.Conv2D(3 * C, 3, padding="same", use_bias=False, name="stem_conv")(x)
         s0 = s1 = tf.keras.layers.ReLU(name="stem_relu")(x)
         reduction_prev = False
     else:
-        x = tf.keras.layers.Conv2D(
-            C // 2, 3, strides=2, padding="same", use_bias=False, name="stem0_conv1"
-        )(x)
+        x = stem_conv(C // 2, "stem0_conv1", x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem0_bn1")(x)
         x = tf.keras.layers.ReLU(name="stem0_relu")(x)
-        x = tf.keras.layers.Conv2D(
-            C, 3, strides=2, padding="same", use_bias=False, name="stem0_conv2"
-        )(x)
+        x = stem_conv(C, "stem0_conv2", x)
         s0 = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem0_bn2")(x)
         x = tf.keras.layers.ReLU(name="stem1_relu")(s0)
-        x = tf.keras.layers.Conv2D(
-            C, 3, strides=2, padding="same", use_bias=False, name="stem1_conv"
-        )(x)
+        x = stem_conv(C, "stem1_conv", x)
         s1 = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem1_bn")(x)
         reduction_prev = True
 
@@ -125,6 +217,8 @@ def bnas_network(
             skip=plan.skip,
             pad_values=config.pad_values,
             layer_set=layer_set,
+            float_kernels=float_kernels.get(plan.index, ()),
+            torch_padding=config.torch_padding,
             name=plan.name,
         )
         s0, s1 = s1, cell([s0, s1])

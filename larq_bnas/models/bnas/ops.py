@@ -76,9 +76,14 @@ def quant_conv(
     dilation_rate: int = 1,
     pad_values: float = 1.0,
     groups: int = 1,
+    binary_kernel: bool = True,
     name: str | None = None,
 ) -> lq.layers.QuantConv2D:
-    """A binary (binary input, binary weight) convolution without bias."""
+    """A binary (binary input, binary weight) convolution without bias.
+
+    ``binary_kernel=False`` keeps the kernel float (binary input only), as the BNAS
+    reference's ``BinOp`` does for the convolutions it leaves out of its binarization.
+    """
     padding = "valid" if kernel_size == 1 and strides == 1 else "same"
     with _unclipped_kernels():
         return lq.layers.QuantConv2D(
@@ -90,11 +95,35 @@ def quant_conv(
             pad_values=pad_values if padding == "same" else 0.0,
             groups=groups,
             input_quantizer=binary_input_quantizer(),
-            kernel_quantizer=binary_kernel_quantizer(),
+            kernel_quantizer=binary_kernel_quantizer() if binary_kernel else None,
             kernel_initializer="glorot_normal",
             use_bias=False,
             name=name,
         )
+
+
+def _odd_padded(inputs: tf.Tensor) -> tuple[tf.Tensor, int, int]:
+    """Pad an even height/width by one row/column at the bottom/right.
+
+    TensorFlow's "same" padding of a stride-2 window on an even size pads only after the
+    input (reading rows 2o .. 2o+k-1); PyTorch pads (k-1)/2 on both sides (rows 2o-1 ..).
+    On an odd size both agree, so padding an even size to odd, applying "same" and
+    dropping the extra output row/column gives PyTorch's windows exactly; the appended
+    row only reaches the dropped output. Needs static spatial sizes.
+    """
+    h, w = inputs.shape[1], inputs.shape[2]
+    if h is None or w is None:
+        raise ValueError("torch_padding needs a static input height and width")
+    extra_h, extra_w = int(h % 2 == 0), int(w % 2 == 0)
+    if extra_h or extra_w:
+        inputs = tf.pad(inputs, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+    return inputs, extra_h, extra_w
+
+
+def _crop(x: tf.Tensor, extra_h: int, extra_w: int) -> tf.Tensor:
+    if extra_h or extra_w:
+        x = x[:, : x.shape[1] - extra_h, : x.shape[2] - extra_w, :]
+    return x
 
 
 @_register
@@ -109,6 +138,10 @@ class BinaryConv(tf.keras.layers.Layer):
         pad_values: 1.0 (LCE-optimal one-padding) or 0.0 (the reference's zero padding).
         affine: whether the leading BatchNorm learns a scale and offset (False in the
             search supernet).
+        binary_kernel: False keeps the kernel float (the input is still binarized), as
+            the reference's ``BinOp`` does for the convolutions it does not binarize.
+        torch_padding: stride-2 windows padded symmetrically as PyTorch does (TensorFlow
+            pads an even size only after it); for models imported from PyTorch.
     """
 
     def __init__(
@@ -119,6 +152,8 @@ class BinaryConv(tf.keras.layers.Layer):
         dilation_rate: int = 1,
         pad_values: float = 1.0,
         affine: bool = True,
+        binary_kernel: bool = True,
+        torch_padding: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -128,6 +163,8 @@ class BinaryConv(tf.keras.layers.Layer):
         self.dilation_rate = int(dilation_rate)
         self.pad_values = float(pad_values)
         self.affine = bool(affine)
+        self.binary_kernel = bool(binary_kernel)
+        self.torch_padding = bool(torch_padding)
         self.bn = tf.keras.layers.BatchNormalization(
             momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name="bn"
         )
@@ -141,6 +178,7 @@ class BinaryConv(tf.keras.layers.Layer):
             strides=1 if self.subsample else self.strides,
             dilation_rate=1 if self.subsample else self.dilation_rate,
             pad_values=self.pad_values,
+            binary_kernel=self.binary_kernel,
             name="conv",
         )
 
@@ -148,12 +186,15 @@ class BinaryConv(tf.keras.layers.Layer):
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if self.subsample:
             inputs = inputs[:, :: self.strides, :: self.strides, :]
+        extra_h = extra_w = 0
+        if self.torch_padding and self.strides > 1 and not self.subsample:
+            inputs, extra_h, extra_w = _odd_padded(inputs)
         x = self.bn(inputs, training=training)
-        x = self.conv(x)
+        x = _crop(self.conv(x), extra_h, extra_w)
         return tf.nn.relu(x)
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             **super().get_config(),
             "filters": self.filters,
             "kernel_size": self.kernel_size,
@@ -162,6 +203,12 @@ class BinaryConv(tf.keras.layers.Layer):
             "pad_values": self.pad_values,
             "affine": self.affine,
         }
+        # Written only when set, so models saved before these options existed compare equal.
+        if not self.binary_kernel:
+            config["binary_kernel"] = False
+        if self.torch_padding:
+            config["torch_padding"] = True
+        return config
 
 
 @_register
@@ -231,10 +278,19 @@ class Pool(tf.keras.layers.Layer):
         mode: "max" or "avg".
         strides: 1 or 2.
         bn_after: follow the pool by a non-affine BatchNorm (the search supernet does).
+        torch_padding: stride-2 windows padded symmetrically as PyTorch does.
     """
 
-    def __init__(self, mode: str, strides: int = 1, bn_after: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        mode: str,
+        strides: int = 1,
+        bn_after: bool = False,
+        torch_padding: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.torch_padding = bool(torch_padding)
         if mode not in ("max", "avg"):
             raise ValueError(f"Pool mode must be 'max' or 'avg', got {mode!r}")
         self.mode = mode
@@ -253,7 +309,11 @@ class Pool(tf.keras.layers.Layer):
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        x = self.pool(inputs)
+        if self.torch_padding and self.strides > 1:
+            padded, extra_h, extra_w = _odd_padded(inputs)
+            x = _crop(self.pool(padded), extra_h, extra_w)
+        else:
+            x = self.pool(inputs)
         if self.bn is not None:
             x = self.bn(x, training=training)
         return x
@@ -264,6 +324,7 @@ class Pool(tf.keras.layers.Layer):
             "mode": self.mode,
             "strides": self.strides,
             "bn_after": self.bn_after,
+            **({"torch_padding": True} if self.torch_padding else {}),
         }
 
 
@@ -290,7 +351,9 @@ OpFactory = Callable[..., tf.keras.layers.Layer]
 
 
 def _conv(kernel_size: int, dilation: int) -> OpFactory:
-    def build(channels: int, strides: int, pad_values: float, affine: bool, name: str):
+    def build(
+        channels: int, strides: int, pad_values: float, affine: bool, name: str, **options: Any
+    ):
         return BinaryConv(
             channels,
             kernel_size,
@@ -299,13 +362,16 @@ def _conv(kernel_size: int, dilation: int) -> OpFactory:
             pad_values=pad_values,
             affine=affine,
             name=name,
+            **options,
         )
 
     return build
 
 
 def _sep(kernel_size: int) -> OpFactory:
-    def build(channels: int, strides: int, pad_values: float, affine: bool, name: str):
+    def build(
+        channels: int, strides: int, pad_values: float, affine: bool, name: str, **options: Any
+    ):
         return BinarySepConv(
             channels,
             kernel_size,
@@ -319,18 +385,27 @@ def _sep(kernel_size: int) -> OpFactory:
 
 
 def _pool(mode: str) -> OpFactory:
-    def build(channels: int, strides: int, pad_values: float, affine: bool, name: str):
+    def build(
+        channels: int, strides: int, pad_values: float, affine: bool, name: str, **options: Any
+    ):
         # The supernet (affine=False) follows pools by a non-affine BatchNorm.
-        return Pool(mode, strides=strides, bn_after=not affine, name=name)
+        return Pool(
+            mode,
+            strides=strides,
+            bn_after=not affine,
+            torch_padding=options.get("torch_padding", False),
+            name=name,
+        )
 
     return build
 
 
-def _zero(channels: int, strides: int, pad_values: float, affine: bool, name: str):
+def _zero(channels: int, strides: int, pad_values: float, affine: bool, name: str, **options: Any):
     return Zeroise(strides=strides, name=name)
 
 
-#: name -> factory(channels, strides, pad_values, affine, name) -> Keras layer
+#: name -> factory(channels, strides, pad_values, affine, name, **options) -> Keras layer;
+#: options: ``binary_kernel`` (convs) and ``torch_padding`` (convs and pools).
 OPS: dict[str, OpFactory] = {
     "none": _zero,
     "max_pool_3x3": _pool("max"),
@@ -361,6 +436,7 @@ def make_op(
     pad_values: float = 1.0,
     affine: bool = True,
     layer_name: str | None = None,
+    **options: Any,
 ) -> tf.keras.layers.Layer:
     """Build the operation ``name`` mapping ``channels`` to ``channels`` channels.
 
@@ -371,6 +447,9 @@ def make_op(
         pad_values: 1.0 (one-padding, LCE-optimal) or 0.0 (zero padding).
         affine: False gives the search supernet's non-affine BatchNorms.
         layer_name: the Keras name of the layer.
+        **options: ``binary_kernel=False`` (a conv keeps float kernels) and
+            ``torch_padding=True`` (PyTorch's symmetric stride-2 padding); ops without
+            them ignore them.
     """
     check_op_name(name)
-    return OPS[name](channels, strides, pad_values, affine, layer_name or name)
+    return OPS[name](channels, strides, pad_values, affine, layer_name or name, **options)
