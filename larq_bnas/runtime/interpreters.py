@@ -5,21 +5,32 @@ decides whether a binary model beats its float version (lce.md: QuickNet 96 ms w
 default kernel, 34 ms with the indirect BGEMM one). The ``native`` choice runs the same
 flatbuffer in TensorFlow Lite's interpreter with this library's own vectorised kernels
 for LCE's ops, compiled for the CPU at hand (``larq_bnas.runtime.native``).
-``Predictor(kernel="auto")`` measures the choices once on the model and keeps the fastest.
+``Predictor(kernel="auto")`` measures the choices once on the model and keeps the fastest
+*correct* one.
 
-Measured choices are remembered per model file (its sha256), thread count and machine in
-``kernel_cache_path()`` (``$LARQ_BNAS_CACHE_DIR/lce_kernels.json``, by default under
-``~/.cache/larq_bnas``), so the next ``Predictor`` of the same file starts at once.
-``benchmark()`` (and ``larq_bnas benchmark``) records its fastest kernel there too.
+Correct before fast: LCE's optimized x86 kernels (``default``, ``indirect_bgemm``) compute
+wrong outputs for some models (a zero-padded binary conv whose dilated filter is larger
+than its input; see docs/readme/deployment.md). So every choice's outputs on a few inputs
+are compared with LCE's reference kernel (``agreement``), and only a choice that agrees
+can be the fastest.
+
+Measured choices (with each choice's verdict) are remembered per model file (its sha256),
+thread count and machine in ``kernel_cache_path()`` (``$LARQ_BNAS_CACHE_DIR/lce_kernels.json``),
+updated under a file lock so that concurrent benchmarks lose nothing; the next
+``Predictor`` of the same file starts at once. ``benchmark()`` (and ``larq_bnas benchmark``)
+records its fastest correct kernel there too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
 import statistics
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,31 +65,79 @@ def _cache_key(flatbuffer: bytes, threads: int) -> str:
     return f"{digest}/threads={threads}/{platform.machine()}/cpus={os.cpu_count()}"
 
 
+#: Outputs of a kernel choice agree with the reference kernel's when their largest
+#: difference is at most this times max(1, largest |reference output|) (float rounding of
+#: the output transform is ~1e-6 of it; LCE's padding defect is ~1e-2 and above).
+AGREEMENT_RTOL = 1e-4
+#: Inputs each choice is checked on.
+CHECK_INPUTS = 2
+
+
 def cached_kernel(flatbuffer: bytes, threads: int) -> str | None:
-    """The kernel remembered for this model file, thread count and machine, if any."""
+    """The kernel remembered for this model file, thread count and machine, if any (only
+    entries that recorded the kernel's agreement with the reference kernel count)."""
     try:
         entry = read_json(kernel_cache_path()).get(_cache_key(flatbuffer, threads))
     except (OSError, ValueError, AttributeError):
         return None
-    kernel = entry.get("kernel") if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or entry.get("agrees") is not True:
+        return None
+    kernel = entry.get("kernel")
     return kernel if kernel in KERNELS else None
 
 
-def remember_kernel(flatbuffer: bytes, threads: int, kernel: str, median_ms: float) -> None:
-    """Record ``kernel`` as the fastest for this model file (best effort: a read-only
-    cache directory is ignored)."""
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``path`` + ``.lock`` for a read-modify-write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def update_kernel_cache(update: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``update`` to the kernel cache under its file lock (read, change, write
+    atomically). Raises OSError when the cache cannot be written."""
     path = kernel_cache_path()
-    try:
-        cache = read_json(path) if path.exists() else {}
+    with _locked(path):
+        try:
+            cache = read_json(path) if path.exists() else {}
+        except ValueError:
+            cache = {}
         if not isinstance(cache, dict):
             cache = {}
-        cache[_cache_key(flatbuffer, threads)] = {
-            "kernel": kernel,
-            "median_ms": round(float(median_ms), 4),
-        }
+        update(cache)
         write_json(path, cache)
-    except (OSError, ValueError):
-        pass
+
+
+def remember_kernel(
+    flatbuffer: bytes,
+    threads: int,
+    kernel: str,
+    median_ms: float,
+    agreement: dict[str, bool | None] | None = None,
+) -> str | None:
+    """Record ``kernel`` as the fastest correct one for this model file, with every
+    choice's verdict. Best effort: returns why it could not (a read-only cache), or None."""
+    entry = {
+        "kernel": kernel,
+        "median_ms": round(float(median_ms), 4),
+        "agrees": True,
+        "agreement": dict(agreement or {}),
+    }
+    try:
+        update_kernel_cache(lambda cache: cache.__setitem__(_cache_key(flatbuffer, threads), entry))
+    except OSError as err:
+        return f"the kernel cache {str(kernel_cache_path())!r} is not writable ({err.strerror})"
+    return None
 
 
 def _load(source: bytes | str | os.PathLike) -> bytes:
@@ -120,13 +179,63 @@ def _single_run(interpreter: Any, x: np.ndarray) -> Any:
     return lambda: raw.predict([x])
 
 
-def _random_input(interpreter: Any, seed: int = 0) -> np.ndarray:
-    shape = tuple(interpreter.input_shapes[0])
+def _random_input(interpreter: Any, seed: int = 0, batch: int = 1) -> np.ndarray:
+    shape = (batch, *tuple(interpreter.input_shapes[0])[1:])
     dtype = interpreter.input_types[0]
     rng = np.random.RandomState(seed)
     if np.dtype(dtype) == np.int8:
         return rng.randint(-128, 128, size=shape).astype(np.int8)
     return rng.randn(*shape).astype(np.float32)
+
+
+def _outputs(interpreter: Any, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of ``interpreter`` for the batch ``x``, as float64 arrays."""
+    y = interpreter.predict(x)
+    return [np.asarray(v, dtype=np.float64) for v in (y if isinstance(y, list) else [y])]
+
+
+def compare_outputs(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]:
+    """``max_abs_diff`` over all outputs and whether it is within ``AGREEMENT_RTOL`` of
+    the expected outputs' scale (``agrees``)."""
+    if len(got) != len(expected) or any(
+        a.size != b.size for a, b in zip(got, expected, strict=True)
+    ):
+        return {"max_abs_diff": float("inf"), "agrees": False}
+    diff = max(
+        float(np.max(np.abs(a.reshape(b.shape) - b))) for a, b in zip(got, expected, strict=True)
+    )
+    scale = max(1.0, *(float(np.max(np.abs(b))) for b in expected))
+    return {"max_abs_diff": diff, "agrees": bool(diff <= AGREEMENT_RTOL * scale)}
+
+
+def agreement(
+    source: bytes | str | os.PathLike,
+    kernels: list[str] | None = None,
+    *,
+    threads: int = 1,
+    n: int = CHECK_INPUTS,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Each kernel choice's outputs on ``n`` random inputs against LCE's reference kernel:
+    name -> {``max_abs_diff``, ``agrees``} (or {``error``} if the choice cannot run)."""
+    flatbuffer = _load(source)
+    reference = make_interpreter(flatbuffer, threads=threads, kernel="reference")
+    x = _random_input(reference, seed=seed, batch=n)
+    expected = _outputs(reference, x)
+    del reference
+    result: dict[str, dict[str, Any]] = {}
+    for name in kernels or list(KERNELS):
+        try:
+            interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
+            result[name] = compare_outputs(_outputs(interp, x), expected)
+        except (RuntimeError, ValueError) as err:
+            result[name] = {"error": _first_line(err)}
+    return result
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def time_interpreter(
@@ -163,19 +272,23 @@ def benchmark(
     kernels: list[str] | None = None,
     float_source: bytes | str | os.PathLike | None = None,
     remember: bool = True,
+    check: bool = True,
 ) -> dict[str, Any]:
-    """Time ``source`` with each kernel choice; report the fastest, and the float model.
+    """Time ``source`` with each kernel choice; report the fastest correct one, and the
+    float model.
 
-    Every choice runs ``warmup`` times, then ``repeats`` timed batch-1 runs (median, p10,
-    p90 in ms), in two rounds: all choices one after the other, then again in reverse
-    order, so that a change in the load of a shared machine falls on every choice alike.
-    Each block has its own fresh interpreter (warmed up again), and only one interpreter
-    lives at a time: the idle worker threads of one (LCE's ruy pool, XNNPACK's, the
-    native kernels') would otherwise spin beside the next and slow it down. A choice
-    that cannot run the model (the default kernel refuses grouped binary convs) gets an
-    ``error`` instead. With ``remember`` the fastest choice is recorded for
-    ``Predictor(kernel="auto")``. ``float_source`` is a float TFLite of the same model,
-    timed with TensorFlow's own interpreter (with its default XNNPACK delegate).
+    With ``check`` (the default) each choice first runs ``CHECK_INPUTS`` random inputs,
+    compared with LCE's reference kernel: ``agrees`` and ``max_abs_diff`` sit beside its
+    time, and a choice that disagrees is never the fastest (``best_kernel``). Every
+    choice runs ``warmup`` times, then ``repeats`` timed batch-1 runs (median, p10, p90
+    in ms), in two rounds: all choices one after the other, then again in reverse order,
+    so that a change in the load of a shared machine falls on every choice alike. Each
+    block has its own fresh interpreter, and only one interpreter lives at a time (idle
+    worker threads of one would slow the next). A choice that cannot run the model gets
+    an ``error`` instead. With ``remember`` the fastest correct choice is recorded (with
+    every verdict) for ``Predictor(kernel="auto")``; ``cache_note`` says why not if the
+    cache is not writable. ``float_source`` is a float TFLite of the same model, timed
+    with TensorFlow's own interpreter (with its default XNNPACK delegate).
     """
     import gc
 
@@ -183,6 +296,7 @@ def benchmark(
     for name in kernels or ():
         if name not in KERNELS:
             raise ValueError(f"Unknown kernel {name!r}; valid kernels are: {', '.join(KERNELS)}")
+    names = list(kernels or KERNELS)
     results: dict[str, Any] = {
         "threads": threads,
         "warmup": warmup,
@@ -190,18 +304,34 @@ def benchmark(
         "machine": platform.machine(),
         "kernels": {},
     }
+    expected: list[np.ndarray] | None = None
+    check_x: np.ndarray | None = None
+    if check:
+        try:
+            reference = make_interpreter(flatbuffer, threads=threads, kernel="reference")
+            check_x = _random_input(reference, seed=1, batch=CHECK_INPUTS)
+            expected = _outputs(reference, check_x)
+            del reference
+        except (RuntimeError, ValueError) as err:
+            results["check_error"] = "the reference kernel cannot run this model: " + _first_line(
+                err
+            )
 
     def lce_maker(name: str) -> Any:
         return lambda: _lce_runner(make_interpreter(flatbuffer, threads=threads, kernel=name))
 
     makers: dict[str, Any] = {}
-    for name in kernels or list(KERNELS):
-        maker = lce_maker(name)
-        try:  # a first interpreter and run, to know whether the choice runs the model
-            maker()()
-            makers[name] = maker
+    verdicts: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:  # a first interpreter: does the choice run the model, and is it right?
+            interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
+            if expected is not None and check_x is not None:
+                verdicts[name] = compare_outputs(_outputs(interp, check_x), expected)
+            _lce_runner(interp)()
+            del interp
+            makers[name] = lce_maker(name)
         except (RuntimeError, ValueError) as err:  # e.g. a kernel refusing grouped convs
-            results["kernels"][name] = {"error": str(err).strip().splitlines()[0]}
+            results["kernels"][name] = {"error": _first_line(err)}
         gc.collect()
     if not makers:
         raise ValueError(
@@ -236,17 +366,34 @@ def benchmark(
             gc.collect()  # the interpreter and its threads go before the next block
     for name in makers:
         if name != "float":
-            results["kernels"][name] = _stats(times[name])
-    results["kernels"] = {k: results["kernels"][k] for k in kernels or list(KERNELS)}
+            results["kernels"][name] = {**_stats(times[name]), **verdicts.get(name, {})}
+    results["kernels"] = {k: results["kernels"][k] for k in names}
     timed = {k: v for k, v in results["kernels"].items() if "median_ms" in v}
-    best = min(timed, key=lambda k: timed[k]["median_ms"])
-    results["best_kernel"] = best
-    results["best_median_ms"] = timed[best]["median_ms"]
-    if remember:
-        remember_kernel(flatbuffer, threads, best, timed[best]["median_ms"])
+    correct = {k: v for k, v in timed.items() if v.get("agrees", expected is None)}
+    results["disagreeing"] = sorted(k for k, v in timed.items() if v.get("agrees") is False)
+    if correct:
+        best = min(correct, key=lambda k: correct[k]["median_ms"])
+        results["best_kernel"] = best
+        results["best_median_ms"] = correct[best]["median_ms"]
+        if remember and expected is not None:
+            note = remember_kernel(
+                flatbuffer,
+                threads,
+                best,
+                correct[best]["median_ms"],
+                {k: v.get("agrees") for k, v in results["kernels"].items()},
+            )
+            if note:
+                results["cache_note"] = note
+    else:
+        results["best_kernel"] = None
+        results["best_median_ms"] = None
     if "float" in makers:
         results["float"] = _stats(times["float"])
-        results["binary_to_float_ratio"] = results["best_median_ms"] / results["float"]["median_ms"]
+        if results["best_median_ms"] is not None:
+            results["binary_to_float_ratio"] = (
+                results["best_median_ms"] / results["float"]["median_ms"]
+            )
     return results
 
 
@@ -266,13 +413,16 @@ def _tf_runner(interp: Any) -> Any:
 
 
 class Predictor:
-    """Batch inference with an LCE flatbuffer, on the fastest kernel for this machine.
+    """Batch inference with an LCE flatbuffer, on the fastest correct kernel here.
 
     ``kernel="auto"`` uses the kernel remembered for this model file (see
-    ``kernel_cache_path``); failing that it times ``AUTO_KERNELS`` on the model once
-    (1 warm-up, 3 timed runs each), keeps the fastest and remembers it. Name a kernel
-    from ``KERNELS`` to force one. ``kernel_source`` says which happened: "cache",
-    "measured" or "given".
+    ``kernel_cache_path``); failing that it checks ``AUTO_KERNELS`` against LCE's
+    reference kernel and times them on the model once (1 warm-up, 3 timed runs each),
+    keeps the fastest that agrees and remembers it. When no optimized choice agrees it
+    runs the reference kernel. Name a kernel from ``KERNELS`` to force one.
+    ``kernel_source`` says which happened: "cache", "measured" or "given"; ``notes``
+    (also issued as warnings) say why a choice was skipped (native kernels unavailable,
+    a kernel that disagrees, an unwritable cache).
     """
 
     def __init__(
@@ -286,26 +436,47 @@ class Predictor:
         self.flatbuffer = _load(source)
         self.threads = threads
         self.kernel_source = "given"
+        self.notes: list[str] = []
         if kernel == "auto":
             remembered = cached_kernel(self.flatbuffer, threads) if cache else None
             if remembered is not None:
-                kernel, self.kernel_source = remembered, "cache"
-            else:
-                timings = benchmark(
-                    self.flatbuffer,
-                    threads=threads,
-                    warmup=1,
-                    repeats=3,
-                    kernels=list(AUTO_KERNELS),
-                    remember=cache,
-                )
-                kernel, self.kernel_source = timings["best_kernel"], "measured"
+                try:
+                    self._start(remembered)
+                    self.kernel_source = "cache"
+                    return
+                except (RuntimeError, ValueError) as err:
+                    self.notes.append(f"remembered kernel {remembered} failed: {_first_line(err)}")
+            timings = benchmark(
+                self.flatbuffer,
+                threads=threads,
+                warmup=1,
+                repeats=3,
+                kernels=list(AUTO_KERNELS),
+                remember=cache,
+            )
+            for name, entry in timings["kernels"].items():
+                if "error" in entry:
+                    self.notes.append(f"{name} skipped: {entry['error']}")
+                elif entry.get("agrees") is False:
+                    self.notes.append(
+                        f"{name} skipped: its outputs differ from LCE's reference kernel by "
+                        f"{entry['max_abs_diff']:.3g}"
+                    )
+            if timings.get("cache_note"):
+                self.notes.append(f"choice not remembered: {timings['cache_note']}")
+            kernel = timings["best_kernel"] or "reference"
+            self.kernel_source = "measured"
+            for note in self.notes:
+                warnings.warn(f"Predictor(kernel='auto'): {note}", RuntimeWarning, stacklevel=2)
         elif kernel not in KERNELS:
             raise ValueError(
                 f"Unknown kernel {kernel!r}; valid kernels are: auto, " + ", ".join(KERNELS)
             )
+        self._start(kernel)
+
+    def _start(self, kernel: str) -> None:
         self.kernel = kernel
-        self.interpreter = make_interpreter(self.flatbuffer, threads=threads, kernel=kernel)
+        self.interpreter = make_interpreter(self.flatbuffer, threads=self.threads, kernel=kernel)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -315,17 +486,26 @@ class Predictor:
     def output_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.interpreter.output_shapes[0])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(d) for d in s) for s in self.interpreter.output_shapes]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
         return self.predict(x)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Outputs for a batch ``x`` (run sample by sample, as LCE does)."""
+    def predict(self, x: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Outputs for a batch ``x``: an array, or a list with every output of a
+        multi-output model. The native kernels run the whole batch in one invoke; LCE's
+        interpreter runs it sample by sample."""
         interp = self.interpreter
+        x = np.asarray(x)
         if np.dtype(interp.input_types[0]) == np.int8:
             scale, zero = interp.input_scales[0], interp.input_zero_points[0]
             x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-        y = interp.predict(np.asarray(x))
-        if np.dtype(interp.output_types[0]) == np.int8:
-            scale, zero = interp.output_scales[0], interp.output_zero_points[0]
-            y = (y.astype(np.float32) - zero) * scale
-        return y
+        y = interp.predict(x)
+        outputs = list(y) if isinstance(y, list) else [y]
+        for i, out in enumerate(outputs):
+            if np.dtype(interp.output_types[i]) == np.int8:
+                scale, zero = interp.output_scales[i], interp.output_zero_points[i]
+                outputs[i] = (out.astype(np.float32) - zero) * scale
+        return outputs[0] if len(outputs) == 1 else outputs

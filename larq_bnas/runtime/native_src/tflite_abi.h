@@ -1,7 +1,11 @@
 // The part of TensorFlow Lite's C ABI (as of TensorFlow 2.16) that an external delegate
 // needs. TensorFlow's Python wheel ships no TFLite headers, so the layouts are declared
-// here; native.py checks them at load time (tensor names, types and shapes read through
-// these structs must match what tf.lite.Interpreter reports).
+// here. The static_asserts below pin the declared layout (LP64); native.py checks it
+// against the running TFLite at load time: every tensor's name, type, shape and byte size
+// read through these structs (lce_native_tensor_info) must equal what
+// tf.lite.Interpreter.get_tensor_details() reports, or the native kernels are refused.
+// TfLiteContext::ReplaceNodeSubsetsWithDelegateKernels takes TfLiteRegistration by value
+// in TFLite 2.16's C API, so its size must match exactly (88 bytes).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -121,3 +125,18 @@ typedef struct {
 } TfLiteDelegateParams;
 
 }  // extern "C"
+
+#if defined(__LP64__)
+static_assert(sizeof(TfLiteIntArray) == 4, "TfLiteIntArray");
+static_assert(offsetof(TfLiteTensor, dims) == 16, "TfLiteTensor::dims");
+static_assert(offsetof(TfLiteTensor, bytes) == 40, "TfLiteTensor::bytes");
+static_assert(offsetof(TfLiteTensor, name) == 56, "TfLiteTensor::name");
+static_assert(offsetof(TfLiteTensor, quantization) == 80, "TfLiteTensor::quantization");
+static_assert(sizeof(TfLiteTensor) == 112, "TfLiteTensor");
+static_assert(offsetof(TfLiteNode, custom_initial_data_size) == 56, "TfLiteNode");
+static_assert(sizeof(TfLiteNode) == 80, "TfLiteNode");
+static_assert(offsetof(TfLiteRegistration, custom_name) == 48, "TfLiteRegistration");
+static_assert(sizeof(TfLiteRegistration) == 88, "TfLiteRegistration (passed by value)");
+static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext");
+static_assert(offsetof(TfLiteDelegate, flags) == 40, "TfLiteDelegate");
+#endif
