@@ -58,7 +58,8 @@ from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model
     "verify_n",
     type=click.IntRange(min=0),
     default=0,
-    help="Compare N random inputs through Keras and LCE.",
+    help="Compare N random inputs through Keras and each LCE kernel (reference, default, "
+    "indirect_bgemm, native); exit 1 if the reference kernel disagrees with Keras.",
 )
 @click.option(
     "--report",
@@ -137,9 +138,24 @@ def convert(
     if report_path:
         write_json(report_path, report)
     click.echo(converters.format_report(report))
+    if verify_n:
+        for name, entry in report["kernels"].items():
+            if "error" in entry:
+                click.echo(f"  kernel {name:<16} could not run: {entry['error']}")
+                continue
+            top1 = entry.get("top1_agreement")
+            click.echo(
+                f"  kernel {name:<16} max abs diff {entry['max_abs_diff']:.3g}"
+                + (f", top-1 agreement {top1:.2f}" if top1 is not None else "")
+                + ("" if entry["agrees"] else "  <- DISAGREES with Keras")
+            )
+        click.echo(f"verdict               {report['verdict']}")
     click.echo(f"wrote {output}" + (f" and {float_output}" if float_output else ""))
     for warning in report["warnings"]:
         click.secho(f"WARNING: binary layer not accelerated: {warning}", fg="red", err=True)
+    if verify_n and report["flatbuffer_ok"] is False:
+        click.secho(f"Error: verification failed: {report['verdict']}", fg="red", err=True)
+        sys.exit(1)
     if strict and report["not_accelerated"]:
         sys.exit(1)
 
@@ -220,7 +236,9 @@ def benchmark(
     Each kernel choice (native: larq_bnas's own kernels for LCE's ops, compiled for
     this CPU; LCE's default, indirect_bgemm, reference, xnnpack and
     indirect_bgemm+xnnpack) runs WARMUP times, then REPEATS timed runs; the median,
-    p10 and p90 are shown and the fastest choice is remembered for this file (the
+    p10 and p90 are shown. Each choice's outputs are first compared with LCE's
+    reference kernel ("agrees" / "DISAGREES" beside its time); only a choice that
+    agrees can be the fastest, and that one is remembered for this file (the
     library's Predictor uses it).
 
     \b
@@ -260,16 +278,30 @@ def benchmark(
         echo_json(result)
         return
     click.echo(f"batch 1, {threads} threads, median of {repeats} after {warmup} warm-up runs")
+    if "check_error" in result:
+        click.echo(f"  agreement not checked: {result['check_error']}")
     for name, timing in result["kernels"].items():
         if "median_ms" in timing:
             mark = "  <- fastest" if name == result["best_kernel"] else ""
+            if "agrees" in timing:
+                verdict = "agrees" if timing["agrees"] else "DISAGREES"
+                check = f" {verdict} with reference (max diff {timing['max_abs_diff']:.2g})"
+            else:
+                check = ""
             click.echo(
                 f"  LCE {name:<24} {timing['median_ms']:8.2f} ms "
-                f"(p10 {timing['p10_ms']:.2f}, p90 {timing['p90_ms']:.2f}){mark}"
+                f"(p10 {timing['p10_ms']:.2f}, p90 {timing['p90_ms']:.2f}){check}{mark}"
             )
         else:
             click.echo(f"  LCE {name:<24} failed: {timing['error']}")
-    if "float" in result:
+    if result["disagreeing"]:
+        click.echo(
+            "  not eligible as fastest (outputs differ from LCE's reference kernel): "
+            + ", ".join(result["disagreeing"])
+        )
+    if result.get("cache_note"):
+        click.echo(f"  fastest choice not remembered: {result['cache_note']}")
+    if "float" in result and result["best_kernel"] is not None:
         f = result["float"]
         click.echo(
             f"  float TFLite (tf.lite)       {f['median_ms']:8.2f} ms "

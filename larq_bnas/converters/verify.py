@@ -1,11 +1,15 @@
 """Check a converted flatbuffer against the Keras model it came from.
 
 The same inputs go through Keras (``model(x, training=False)``) and through LCE's
-interpreter; the result holds the largest and the mean absolute difference of the outputs
-and, for classifiers, how often both pick the same class (top-1 agreement). Binary
-networks can differ by more than float rounding where a pre-activation is exactly zero
-(a "sign tie": Keras and LCE may round it to different sides), so top-1 agreement is the
-figure to look at when the largest difference is above 1e-3.
+interpreter with each kernel asked for. LCE's reference kernel is the judge of the
+flatbuffer: if it disagrees with Keras, the flatbuffer (the conversion) is at fault; if
+it agrees but another kernel does not, that kernel is at fault on this machine (LCE's
+optimized x86 kernels have a zero-padding defect, see docs/readme/deployment.md).
+
+Every output of a multi-output model is compared. The result holds, per kernel, the
+largest and mean absolute difference and, for classifiers, how often both pick the same
+class (top-1 agreement); the top-level figures are the reference kernel's (or the named
+kernel's).
 """
 
 from __future__ import annotations
@@ -17,8 +21,49 @@ import tensorflow as tf
 
 from larq_bnas.runtime.interpreters import Predictor
 
-#: Kernels tried in turn: the default one refuses grouped binary convs at run time.
-VERIFY_KERNELS = ("default", "indirect_bgemm", "reference")
+#: Kernels run by default: the reference kernel first (it judges the flatbuffer), then
+#: the ones ``Predictor(kernel="auto")`` may choose.
+VERIFY_KERNELS = ("reference", "default", "indirect_bgemm", "native")
+
+#: Keras and the reference kernel agree when the largest difference is at most this
+#: times max(1, largest |Keras output|), or (sign ties: a pre-activation of exactly zero
+#: may round to either side) when the mean difference is below ``MEAN_RTOL`` of it and
+#: every top-1 class agrees.
+ATOL_RTOL = 1e-3
+MEAN_RTOL = 1e-4
+
+
+def _as_list(y: Any) -> list[np.ndarray]:
+    if isinstance(y, (list, tuple)):
+        return [np.asarray(v) for v in y]
+    if isinstance(y, dict):
+        return [np.asarray(v) for v in y.values()]
+    return [np.asarray(y)]
+
+
+def compare(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]:
+    """Differences between two lists of outputs (every output, same order)."""
+    if len(got) != len(expected):
+        raise ValueError(f"{len(got)} outputs from LCE, {len(expected)} from Keras")
+    diffs, top1 = [], []
+    for a, b in zip(got, expected, strict=True):
+        a = a.astype(np.float64).reshape(b.shape)
+        diffs.append(np.abs(a - b.astype(np.float64)).ravel())
+        if b.ndim == 2 and b.shape[-1] > 1:
+            top1.append(np.mean(a.argmax(-1) == b.argmax(-1)))
+    diff = np.concatenate(diffs)
+    scale = max(1.0, *(float(np.max(np.abs(b))) for b in expected))
+    result: dict[str, Any] = {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+    }
+    if top1:
+        result["top1_agreement"] = float(min(top1))
+    result["agrees"] = bool(
+        result["max_abs_diff"] <= ATOL_RTOL * scale
+        or (result["mean_abs_diff"] <= MEAN_RTOL * scale and result.get("top1_agreement", 0) == 1)
+    )
+    return result
 
 
 def verify(
@@ -30,36 +75,79 @@ def verify(
     inputs: np.ndarray | None = None,
     threads: int = 2,
     kernel: str | None = None,
+    kernels: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Run ``n`` inputs (standard normal unless given) through Keras and through LCE's
-    interpreter; return ``n``, ``max_abs_diff``, ``mean_abs_diff``, ``top1_agreement``
-    (for a 2-D output) and the LCE ``kernel`` used (the first of ``VERIFY_KERNELS`` that
-    runs the model, unless one is named)."""
+    interpreter with each kernel of ``kernels`` (default ``VERIFY_KERNELS``; with
+    ``kernel``, the reference kernel and that one).
+
+    Returns ``n``; ``kernels``: name -> figures (``max_abs_diff``, ``mean_abs_diff``,
+    ``top1_agreement`` for 2-D outputs, ``agrees``) or {``error``}; ``flatbuffer_ok``
+    (the reference kernel agrees with Keras, or None if it could not run);
+    ``wrong_kernels`` (kernels that disagree while the flatbuffer is right);
+    ``verdict`` (one line); and the figures of ``kernel`` (the named kernel, else the
+    reference kernel, else the first that ran) at the top level.
+    """
     if inputs is None:
         if n < 1:
             raise ValueError(f"verify needs at least one input, got n={n}")
         shape = (n, *model.input_shape[1:])
         inputs = np.random.RandomState(seed).randn(*shape).astype(np.float32)
     inputs = np.asarray(inputs, dtype=np.float32)
-    expected = model(inputs, training=False).numpy()
-    errors = []
-    for name in (kernel,) if kernel else VERIFY_KERNELS:
+    expected = [
+        v.numpy() if hasattr(v, "numpy") else v for v in _as_list(model(inputs, training=False))
+    ]
+    expected = [np.asarray(v) for v in expected]
+    if kernels is None:
+        kernels = (
+            ("reference", kernel)
+            if kernel and kernel != "reference"
+            else (("reference",) if kernel else VERIFY_KERNELS)
+        )
+    runs: dict[str, dict[str, Any]] = {}
+    for name in kernels:
         try:
-            predictor = Predictor(flatbuffer, threads=threads, kernel=name)
-            got = predictor.predict(inputs)
-            break
+            got = _as_list(Predictor(flatbuffer, threads=threads, kernel=name).predict(inputs))
+            runs[name] = compare(got, expected)
         except RuntimeError as err:  # e.g. the default kernel refusing a grouped conv
-            errors.append(f"{name}: {str(err).strip().splitlines()[0]}")
+            text = str(err).strip()
+            runs[name] = {"error": text.splitlines()[0] if text else type(err).__name__}
+    ran = [k for k, v in runs.items() if "error" not in v]
+    if not ran:
+        raise RuntimeError(
+            "LCE could not run the flatbuffer: "
+            + "; ".join(f"{k}: {v['error']}" for k, v in runs.items())
+        )
+    reference = runs.get("reference", {})
+    flatbuffer_ok = reference.get("agrees") if "error" not in reference else None
+    wrong = [k for k in ran if k != "reference" and not runs[k]["agrees"]]
+    if flatbuffer_ok is False:
+        verdict = (
+            "the flatbuffer is at fault: LCE's reference kernel disagrees with Keras "
+            f"(max abs diff {reference['max_abs_diff']:.3g})"
+        )
+    elif wrong and flatbuffer_ok:
+        verdict = (
+            "the flatbuffer is right (the reference kernel agrees with Keras); this machine's "
+            + ", ".join(wrong)
+            + " kernel"
+            + ("s are" if len(wrong) > 1 else " is")
+            + " at fault"
+        )
+    elif flatbuffer_ok:
+        verdict = "every kernel run agrees with Keras"
     else:
-        raise RuntimeError("LCE could not run the flatbuffer: " + "; ".join(errors))
-    got = np.asarray(got).reshape(expected.shape)
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+        verdict = "the reference kernel did not run; " + (
+            "kernels that disagree: " + ", ".join(wrong) if wrong else "the others agree"
+        )
+    top = kernel if kernel in ran else ("reference" if "reference" in ran else ran[0])
     result: dict[str, Any] = {
         "n": int(len(inputs)),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "kernel": name,
+        **{k: v for k, v in runs[top].items() if k != "agrees"},
+        "kernel": top,
+        "kernels": runs,
+        "flatbuffer_ok": flatbuffer_ok,
+        "wrong_kernels": wrong,
+        "verdict": verdict,
     }
-    if expected.ndim == 2 and expected.shape[-1] > 1:
-        result["top1_agreement"] = float(np.mean(got.argmax(-1) == expected.argmax(-1)))
     return result
