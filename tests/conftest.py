@@ -29,3 +29,13 @@ def kernel_cache(tmp_path, monkeypatch):
     path = tmp_path / "kernel_cache" / "lce_kernels.json"
     monkeypatch.setattr(interpreters, "kernel_cache_path", lambda: path)
     return path
+
+
+@pytest.fixture(scope="session")
+def zoo_figures():
+    """``compute_figures`` computed once per model for the whole session."""
+    import functools
+
+    from larq_bnas.zoo.figures import compute_figures
+
+    return functools.cache(compute_figures)
