@@ -1,7 +1,10 @@
 """Atomic file writes: every file the package writes goes through here.
 
 A file is written to a temporary name beside its destination and renamed over it, so an
-interrupted job leaves either the old file or the new one, never half of one.
+interrupted job leaves either the old file or the new one, never half of one. With
+``durable=True`` (the default) the file is flushed to disk (``fsync``) before the rename
+and the directory after it, so a power cut cannot leave an empty file under the new name
+either: job state, results and weights are the only copy of what a job computed.
 """
 
 from __future__ import annotations
@@ -15,12 +18,39 @@ from pathlib import Path
 from typing import Any
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file, or a directory entry list, to disk (best effort on directories)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(path) else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: str | os.PathLike) -> None:
+    """``fsync`` every file below ``root``, then every directory, deepest first."""
+    dirs = []
+    for parent, _, files in os.walk(root):
+        dirs.append(parent)
+        for name in files:
+            fsync_path(os.path.join(parent, name))
+    for parent in reversed(dirs):
+        fsync_path(parent)
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     For writers that insist on a file name of their own (Keras, matplotlib), the temporary
-    name keeps ``suffix`` so that format detection by extension still works.
+    name keeps ``suffix`` so that format detection by extension still works. ``durable``
+    fsyncs the file before the rename and the directory after it.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -36,27 +66,32 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
+        if durable:
+            fsync_path(tmp_path)
         os.replace(tmp_path, dest)
+        if durable:
+            fsync_path(dest.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
+def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (and durably) and return the path."""
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
+def write_text(path: str | os.PathLike, text: str, durable: bool = True) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
+def write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    return write_text(path, text, durable=durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:
