@@ -46,7 +46,9 @@ def __getattr__(name: str) -> object:
             DeprecationWarning,
             stacklevel=2,
         )
-        return getattr(runtime, name)
+        value = getattr(runtime, name)
+        globals()[name] = value  # warn once
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
