@@ -30,6 +30,15 @@ from larq_bnas.models.bnas.genotypes import Genotype
 from larq_bnas.models.bnas.ops import PRIMITIVES, ZEROISE
 
 NODES = 4
+#: Standard deviation of the alphas' initialisation (1e-3 * N(0, 1), paper / reference).
+INIT_STD = 1e-3
+#: A derived edge counts as decided by the search, not by the initialisation, when its
+#: decision margin ln(w_chosen / w_runner_up) is at least this many ``INIT_STD``: at
+#: initialisation the margins are of the order of ``INIT_STD`` itself.
+NOISE_FACTOR = 10.0
+NOT_MOVED_WARNING = (
+    "the search did not move the architecture; the derived cell is arbitrary; search longer"
+)
 
 
 def softmax(alpha: np.ndarray) -> np.ndarray:
@@ -54,11 +63,12 @@ def adjusted_weights(
     return weights
 
 
-def _derive_cell(
+def _derived_edges(
     alpha: np.ndarray, gamma: float, layer_set: Sequence[str], discard_zeroise: bool
-) -> list[tuple[str, int]]:
+) -> list[tuple[int, int, int]]:
+    """``(alpha row, input, chosen column)`` of the 8 derived edges, in genotype order."""
     weights = adjusted_weights(alpha, gamma, layer_set, discard_zeroise)
-    pairs: list[tuple[str, int]] = []
+    chosen: list[tuple[int, int, int]] = []
     start = 0
     for node in range(NODES):
         n_inputs = node + 2
@@ -67,9 +77,17 @@ def _derive_cell(
         # Highest score first; ties keep the earlier input (a stable sort).
         edges = sorted(range(n_inputs), key=lambda j: -scores[j])[:2]
         for j in edges:
-            pairs.append((layer_set[int(np.argmax(rows[j]))], j))
+            chosen.append((start + j, j, int(np.argmax(rows[j]))))
         start += n_inputs
-    return pairs
+    return chosen
+
+
+def _derive_cell(
+    alpha: np.ndarray, gamma: float, layer_set: Sequence[str], discard_zeroise: bool
+) -> list[tuple[str, int]]:
+    return [
+        (layer_set[k], j) for _, j, k in _derived_edges(alpha, gamma, layer_set, discard_zeroise)
+    ]
 
 
 def _check_alpha(name: str, alpha: Any, layer_set: Sequence[str]) -> np.ndarray:
@@ -114,6 +132,126 @@ def derive_genotype(
         _check_alpha("alpha_reduce", alpha_reduce, layer_set), gamma, layer_set, discard_zeroise
     )
     return Genotype(normal=normal, reduce=reduce, name=name)
+
+
+def row_entropy(alpha: Any) -> np.ndarray:
+    """Entropy (nats) of softmax(alpha) per row."""
+    p = softmax(alpha)
+    return -np.sum(p * np.log(np.maximum(p, 1e-300)), axis=-1)
+
+
+def decisiveness(
+    alpha_normal: Any,
+    alpha_reduce: Any,
+    gamma: float = 1.0,
+    layer_set: Sequence[str] = PRIMITIVES,
+    discard_zeroise: bool = False,
+) -> dict[str, Any]:
+    """How clearly the alphas decide the derived cells (what ``derive_genotype`` keeps).
+
+    Per cell type (``normal``, ``reduce``):
+
+    - ``edges``: per derived edge (genotype order) the node (2..5), the input, the chosen
+      op and its softmax weight, the runner-up op on that edge and its softmax weight, and
+      ``margin`` = chosen minus runner-up in the scores the derivation compared (Zeroise's
+      weight divided by gamma), plus ``log_margin`` = ln of their ratio;
+    - ``chosen_weight_mean``: mean softmax weight of the 8 chosen ops (uniform: 1/K);
+    - ``margin_mean``, ``margin_min`` and ``log_margin_median`` over the 8 edges;
+    - ``entropy``: mean entropy of softmax(alpha) over the cell type's 14 rows (uniform:
+      ln K);
+    - ``moved``: ``log_margin_median >= NOISE_FACTOR * INIT_STD``, i.e. the choices are
+      not within the initialisation noise.
+
+    Also ``uniform_weight`` (1/K), ``noise_log_margin`` (the threshold), ``moved`` (both
+    cell types moved) and ``warning`` (``NOT_MOVED_WARNING`` or None).
+    """
+    layer_set = tuple(layer_set)
+    threshold = NOISE_FACTOR * INIT_STD
+    result: dict[str, Any] = {
+        "gamma": float(gamma),
+        "uniform_weight": 1.0 / len(layer_set),
+        "noise_log_margin": threshold,
+    }
+    for kind, raw in (("normal", alpha_normal), ("reduce", alpha_reduce)):
+        alpha = _check_alpha(f"alpha_{kind}", raw, layer_set)
+        plain = softmax(alpha)
+        scores = adjusted_weights(alpha, gamma, layer_set, discard_zeroise)
+        edges = []
+        for pair, (row, j, k) in enumerate(
+            _derived_edges(alpha, gamma, layer_set, discard_zeroise)
+        ):
+            others = [c for c in np.argsort(-scores[row], kind="stable") if c != k]
+            r = int(others[0])
+            margin = float(scores[row, k] - scores[row, r])
+            log_margin = (
+                float(np.log(scores[row, k] / scores[row, r]))
+                if np.isfinite(scores[row, r]) and scores[row, r] > 0
+                else float("inf")
+            )
+            edges.append(
+                {
+                    "node": pair // 2 + 2,
+                    "input": j,
+                    "op": layer_set[k],
+                    "weight": float(plain[row, k]),
+                    "runner_up": layer_set[r],
+                    "runner_up_weight": float(plain[row, r]),
+                    "margin": margin,
+                    "log_margin": log_margin,
+                }
+            )
+        log_median = float(np.median([e["log_margin"] for e in edges]))
+        result[kind] = {
+            "edges": edges,
+            "chosen_weight_mean": float(np.mean([e["weight"] for e in edges])),
+            "margin_mean": float(np.mean([e["margin"] for e in edges])),
+            "margin_min": float(min(e["margin"] for e in edges)),
+            "log_margin_median": log_median,
+            "entropy": float(np.mean(row_entropy(alpha))),
+            "moved": bool(log_median >= threshold),
+        }
+    result["moved"] = bool(result["normal"]["moved"] and result["reduce"]["moved"])
+    result["warning"] = None if result["moved"] else NOT_MOVED_WARNING
+    return result
+
+
+def format_decisiveness(report: dict[str, Any]) -> list[str]:
+    """Log lines for a ``decisiveness`` report: one per cell type, one per derived edge."""
+    lines = []
+    for kind in ("normal", "reduce"):
+        d = report[kind]
+        lines.append(
+            f"gamma {format_gamma(report['gamma'])} {kind}: chosen_weight_mean "
+            f"{d['chosen_weight_mean']:.3f} (uniform {report['uniform_weight']:.3f}), "
+            f"entropy {d['entropy']:.4f}, median ln-margin {d['log_margin_median']:.4f}"
+            f"{'' if d['moved'] else ' (within the initialisation noise)'}"
+        )
+        for e in d["edges"]:
+            lines.append(
+                f"  node {e['node']} <- {e['input']}: {e['op']} {e['weight']:.3f} vs "
+                f"{e['runner_up']} {e['runner_up_weight']:.3f} (margin {e['margin']:.4f})"
+            )
+    if report["warning"]:
+        lines.append(f"WARNING: {report['warning']}")
+    return lines
+
+
+def random_genotype(
+    seed: int, layer_set: Sequence[str] = PRIMITIVES, name: str | None = None
+) -> Genotype:
+    """A random cell pair with the paper's node structure: each of the 4 nodes takes 2
+    distinct earlier states (inputs 0..node-1) with an op drawn uniformly from
+    ``layer_set`` (Zeroise included when the set has it), for both cell types."""
+    rng = np.random.default_rng(seed)
+    layer_set = tuple(layer_set)
+    cells = []
+    for _ in range(2):
+        pairs: list[tuple[str, int]] = []
+        for node in range(2, 2 + NODES):
+            for j in sorted(rng.choice(node, size=2, replace=False).tolist()):
+                pairs.append((layer_set[int(rng.integers(len(layer_set)))], int(j)))
+        cells.append(pairs)
+    return Genotype(normal=cells[0], reduce=cells[1], name=name or f"random{seed}")
 
 
 def format_gamma(gamma: float) -> str:

@@ -39,6 +39,19 @@ ARCH_BETAS = (0.5, 0.999)
 ARCH_WEIGHT_DECAY = 1e-3
 DIVERSITY_LAMBDA = 1.0
 DIVERSITY_TAU = 7.7
+#: The paper's search length; tau is 7.7 of these 50 epochs.
+PAPER_SEARCH_EPOCHS = 50
+#: tau as a fraction of the search length (7.7 / 50): the regularizer's decay scaled to
+#: the budget, so a 6-epoch search decays as the paper's 50-epoch one does.
+DIVERSITY_TAU_FRACTION = DIVERSITY_TAU / PAPER_SEARCH_EPOCHS
+
+
+def scaled_tau(epochs: int) -> float:
+    """The diversity regularizer's tau for a search of ``epochs`` epochs: the paper's 7.7
+    of 50 epochs, scaled (``epochs * 7.7 / 50``; 7.7 at 50 epochs)."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    return DIVERSITY_TAU_FRACTION * epochs
 
 
 def alpha_entropy(*alphas: tf.Tensor) -> tf.Tensor:

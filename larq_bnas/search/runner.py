@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,19 @@ import tensorflow as tf
 
 from larq_bnas._io import read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
-from larq_bnas.search.derive import derive_genotype, format_gamma
-from larq_bnas.search.model import DIVERSITY_LAMBDA, DIVERSITY_TAU, SearchModel
+from larq_bnas.search.derive import (
+    decisiveness,
+    derive_genotype,
+    format_decisiveness,
+    format_gamma,
+)
+from larq_bnas.search.model import (
+    ARCH_LR,
+    ARCH_WEIGHT_DECAY,
+    DIVERSITY_LAMBDA,
+    SearchModel,
+    scaled_tau,
+)
 from larq_bnas.search.supernet import SupernetConfig, resolve_layer_set
 from larq_bnas.training import data
 
@@ -156,6 +168,16 @@ class AlphaHistory(tf.keras.callbacks.Callback):
                 if isinstance(v, (int, float, np.floating))
             ]
             first = next(iter(genotypes.values()))
+            d = decisiveness(
+                record["alpha_normal"],
+                record["alpha_reduce"],
+                self.gammas[0],
+                record["layer_set"],
+                self.discard_zeroise,
+            )
+            for kind in ("normal", "reduce"):
+                parts.append(f"chosen_weight_mean_{kind}={d[kind]['chosen_weight_mean']:.4f}")
+                parts.append(f"entropy_{kind}={d[kind]['entropy']:.4f}")
             parts.append(f"normal={[tuple(p) for p in first.normal]}")
             parts.append(f"reduce={[tuple(p) for p in first.reduce]}")
             with open(self.log_path, "a", encoding="utf-8") as f:  # append-only log
@@ -204,7 +226,9 @@ def run_search(
     layer_set: str | Sequence[str] | None = None,
     gammas: Sequence[float] = (1.0, 3.0),
     diversity_lambda: float = DIVERSITY_LAMBDA,
-    diversity_tau: float = DIVERSITY_TAU,
+    diversity_tau: float | None = None,
+    arch_learning_rate: float = ARCH_LR,
+    arch_weight_decay: float = ARCH_WEIGHT_DECAY,
     discard_zeroise: bool = False,
     seed: int = 0,
     jit_compile: bool = False,
@@ -228,7 +252,11 @@ def run_search(
         input_size: square input size (default 16 for digits, else 32).
         layer_set: a preset (bnas, no_dilated, with_sep), comma-separated names or a list.
         gammas: the transferability values to derive genotypes for (> 0).
-        diversity_lambda, diversity_tau: the diversity regularizer (lambda 0: off).
+        diversity_lambda: the diversity regularizer's weight (0: off).
+        diversity_tau: its decay in epochs; default ``scaled_tau(epochs)``, the paper's
+            7.7 of 50 epochs scaled to this search's length (7.7 at 50 epochs).
+        arch_learning_rate: Adam's learning rate for the alphas (paper: 3e-4).
+        arch_weight_decay: L2 on the alphas (paper: 1e-3).
         discard_zeroise: derive without Zeroise (ablation "No Zeroise").
         seed: seeds weights, alphas and data order.
         jit_compile: compile the search step with XLA.
@@ -261,6 +289,13 @@ def run_search(
         pad_values=pad_values,
         fused=fused,
     )
+    tau_source = "given" if diversity_tau is not None else "scaled: epochs * 7.7 / 50"
+    if diversity_tau is None:
+        diversity_tau = scaled_tau(epochs)
+    if not arch_learning_rate > 0:
+        raise ValueError(f"arch_learning_rate must be > 0, got {arch_learning_rate}")
+    if arch_weight_decay < 0:
+        raise ValueError(f"arch_weight_decay must be >= 0, got {arch_weight_decay}")
     if diversity_lambda < 0 or not diversity_tau > 0:
         raise ValueError(
             f"diversity lambda must be >= 0 and tau > 0, got {diversity_lambda} and {diversity_tau}"
@@ -279,6 +314,9 @@ def run_search(
         "gammas": gammas,
         "diversity_lambda": diversity_lambda,
         "diversity_tau": diversity_tau,
+        "diversity_tau_source": tau_source,
+        "arch_learning_rate": arch_learning_rate,
+        "arch_weight_decay": arch_weight_decay,
         "discard_zeroise": discard_zeroise,
         "seed": seed,
         "steps_per_epoch": steps_per_epoch,
@@ -301,7 +339,11 @@ def run_search(
             run.update_state(finished=False)
         tf.keras.utils.set_random_seed(seed)
         model = SearchModel(config, diversity_lambda=diversity_lambda, diversity_tau=diversity_tau)
-        model.compile(jit_compile=jit_compile)
+        model.compile(
+            jit_compile=jit_compile,
+            arch_learning_rate=arch_learning_rate,
+            arch_weight_decay=arch_weight_decay,
+        )
         pairs, steps = search_data(
             dataset, batch_size=batch_size, input_size=input_size, seed=seed, data_dir=data_dir
         )
@@ -353,11 +395,32 @@ def _finish(
     rows = np.concatenate([np.asarray(alphas["alpha_normal"]), np.asarray(alphas["alpha_reduce"])])
     p = softmax(rows)
     entropy = float(np.mean(-np.sum(p * np.log(p), axis=-1)))
+    decisive = {
+        format_gamma(g): decisiveness(
+            alphas["alpha_normal"], alphas["alpha_reduce"], g, alphas["layer_set"], discard_zeroise
+        )
+        for g in gammas
+    }
+    lines = [f"after epoch {alphas['epoch']}: decisiveness of the derived cells"]
+    for report in decisive.values():
+        lines += format_decisiveness(report)
+    with open(out / "search.log", "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    warning = next((r["warning"] for r in decisive.values() if r["warning"]), None)
+    if warning:
+        warnings.warn(f"{out}: {warning}", UserWarning, stacklevel=3)
     results = {
         "options": record,
         "epochs_done": run.epochs_done,
         "genotypes": {format_gamma(g): gt.to_dict() for g, gt in genotypes.items()},
         "alpha_entropy": entropy,
+        "chosen_weight_mean": {
+            g: {k: r[k]["chosen_weight_mean"] for k in ("normal", "reduce")}
+            for g, r in decisive.items()
+        },
+        "entropy": {k: next(iter(decisive.values()))[k]["entropy"] for k in ("normal", "reduce")},
+        "decisiveness": decisive,
+        "warning": warning,
         "last_epoch": history[-1] if history else {},
         "search_seconds_this_session": seconds,
         "files": files,
