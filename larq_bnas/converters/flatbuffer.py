@@ -134,7 +134,7 @@ def _bconv_row(op: OpInfo) -> dict[str, Any]:
             int(o.get("dilation_height_factor", 1)),
             int(o.get("dilation_width_factor", 1)),
         ],
-        "padding": _PADDING.get(o.get("padding"), str(o.get("padding"))),
+        "padding": _PADDING.get(int(o.get("padding", -1)), str(o.get("padding"))),
         "pad_values": int(o.get("pad_values", 0)),
         "output_shape": [int(d) for d in out[1:]],
         # A bconv writes bitpacked int32 output when its only consumer is a quantizer.

@@ -89,7 +89,7 @@ class MeliusNetConfig(ModelConfig):
     shuffle_groups: int = 0
     stem: Literal["grouped", "plain"] = "grouped"
     block: Literal["melius", "naive"] = "melius"
-    pad_values: Literal[1.0, 0.0] | None = None
+    pad_values: Literal[1.0, 0.0] | None = None  # type: ignore[valid-type]  # checked by config
     layout: Literal["default", "lqz"] = "default"
 
     def __post_init__(self) -> None:

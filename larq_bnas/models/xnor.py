@@ -60,7 +60,7 @@ class XNORNetConfig(ModelConfig):
     stem_channels: int = 64
     width: float = 1.0
     binary_shortcut: bool = True
-    pad_values: Literal[1.0, 0.0] = 1.0
+    pad_values: Literal[1.0, 0.0] = 1.0  # type: ignore[valid-type]  # floats: checked by config
 
     def __post_init__(self) -> None:
         if not self.blocks or any(b < 1 for b in self.blocks):

@@ -59,4 +59,4 @@ def parse_model_entry(entry: str) -> tuple[str, dict[str, str]]:
 def default(name: str) -> Any:
     """The default of option ``name`` (the ``run`` CLI takes its defaults from here)."""
     f = PipelineOptions.__dataclass_fields__[name]
-    return f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+    return f.default_factory() if f.default_factory is not MISSING else f.default

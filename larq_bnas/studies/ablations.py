@@ -68,12 +68,12 @@ VARIANTS: dict[str, tuple[str, bool, bool, str]] = {
 #: The paper's CIFAR-10 accuracies of BNAS-A (Table 8); the others are not in our facts.
 PAPER_TOP1 = {"full": 92.70, "no_skip": 61.23, "no_zeroise": 89.47, "no_diversity": 90.95}
 
-TOY = dict(
+TOY: dict[str, Any] = dict(
     dataset=TOY_DATASET,
     search=dict(cells=3, channels=4, batch_size=32, input_size=16, epochs=1, steps_per_epoch=4),
     train=dict(cells=4, channels=6, input_size=16, epochs=3, recipe="digits"),
 )
-PAPER = dict(
+PAPER: dict[str, Any] = dict(
     dataset="cifar10",
     search=dict(
         cells=8, channels=16, batch_size=64, input_size=32, epochs=50, steps_per_epoch=None

@@ -43,8 +43,8 @@ TOY_OPTIONS: dict[str, dict[str, Any]] = {
     "bnas-b": {"cells": 3, "channels": 10},
     "bnas-c": {"cells": 4, "channels": 16},
 }
-TOY = dict(dataset=TOY_DATASET, input_size=16, epochs=3, recipe="digits")
-PAPER = dict(dataset="cifar10", input_size=32, epochs=600, recipe="bnas-cifar")
+TOY: dict[str, Any] = dict(dataset=TOY_DATASET, input_size=16, epochs=3, recipe="digits")
+PAPER: dict[str, Any] = dict(dataset="cifar10", input_size=32, epochs=600, recipe="bnas-cifar")
 
 PAPER_COST = PaperCost(
     dataset="cifar10",

@@ -47,7 +47,7 @@ LAYER_TYPES: dict[str, tuple[str, int, int]] = {
 }
 PRECISIONS = ("float", "binary")
 
-TOY = dict(
+TOY: dict[str, Any] = dict(
     dataset=TOY_DATASET,
     input_size=16,
     filters=32,
@@ -56,7 +56,7 @@ TOY = dict(
     recipe="digits",
     batch_size=None,
 )
-PAPER = dict(
+PAPER: dict[str, Any] = dict(
     dataset="cifar10",
     input_size=32,
     filters=128,

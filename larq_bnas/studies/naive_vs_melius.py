@@ -56,8 +56,10 @@ PAPER_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "meliusnet": ("meliusnet22", {"stem": "plain"}),
     "naive": ("meliusnet-naive", {}),
 }
-TOY = dict(dataset=TOY_DATASET, input_size=32, epochs=10, recipe="meliusnet-40")
-PAPER = dict(dataset="imagenet2012", input_size=224, epochs=40, recipe="meliusnet-40")
+TOY: dict[str, Any] = dict(dataset=TOY_DATASET, input_size=32, epochs=10, recipe="meliusnet-40")
+PAPER: dict[str, Any] = dict(
+    dataset="imagenet2012", input_size=224, epochs=40, recipe="meliusnet-40"
+)
 
 PAPER_COST = PaperCost(
     dataset="imagenet2012",
@@ -116,7 +118,7 @@ def run(ctx: StudyContext) -> StudyResult:
         if blocks is None:
             from larq_bnas.zoo.registry import get_spec
 
-            blocks = get_spec(name).config.blocks
+            blocks = get_spec(name).config.blocks  # type: ignore[attr-defined]
         rows.append(
             {
                 "model": key,

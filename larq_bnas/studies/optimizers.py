@@ -50,9 +50,9 @@ TOY_MODEL = (
         "reductions": (),
     },
 )
-PAPER_MODEL = ("meliusnet22", {})
-TOY = dict(dataset=TOY_DATASET, input_size=32, epochs=8)
-PAPER = dict(dataset="imagenet2012", input_size=224, epochs=120)
+PAPER_MODEL: tuple[str, dict[str, Any]] = ("meliusnet22", {})
+TOY: dict[str, Any] = dict(dataset=TOY_DATASET, input_size=32, epochs=8)
+PAPER: dict[str, Any] = dict(dataset="imagenet2012", input_size=224, epochs=120)
 
 PAPER_COST = PaperCost(
     dataset="imagenet2012",

@@ -64,7 +64,7 @@ def _lean_call(layer: tf.keras.layers.Layer, call: Any) -> Any:
 
         return forward(inputs)
 
-    lean._larq_bnas_recompute = True  # type: ignore[attr-defined]  # noqa: SLF001
+    lean._larq_bnas_recompute = True
     return lean
 
 
@@ -74,8 +74,9 @@ def recompute_binary_ops(model: tf.keras.Model, classes: tuple[type, ...] | None
     instead of keeping them. Returns how many layers were wrapped (idempotent)."""
     classes = classes or _binary_op_classes()
     count = 0
-    for layer in model.submodules:
-        if isinstance(layer, classes):
+    for module in model.submodules:
+        if isinstance(module, classes):
+            layer: Any = module
             if not getattr(layer.call, "_larq_bnas_recompute", False):
                 layer.call = _lean_call(layer, layer.call)
             count += 1

@@ -28,13 +28,15 @@ def plot_curves(
     epochs = [e["epoch"] for e in history]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, style, name in (("accuracy", "-", "train"), ("val_accuracy", "-o", "test")):
-        values = [e.get(key) for e in history]
+        values: list[Any] = [e.get(key) for e in history]
         if any(v is not None for v in values):
             ax.plot(epochs, values, style, label=f"{label} ({name})", markersize=3)
     ax.set_xlabel("epoch")
     ax.set_ylabel("top-1 accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
+    xs: list[Any]
+    lrs: list[Any]
     if lr_curve:
         xs, lrs = [p[0] for p in lr_curve], [p[1] for p in lr_curve]
     else:

@@ -56,7 +56,7 @@ class BNASConfig(ModelConfig):
     genotype: str | Genotype = "bnas_cifar"
     stem: Literal["cifar", "imagenet"] = "cifar"
     inter_cell_skip: bool = True
-    pad_values: Literal[1.0, 0.0] = 1.0
+    pad_values: Literal[1.0, 0.0] = 1.0  # type: ignore[valid-type]  # floats: checked by config
     layer_set: tuple[str, ...] = ()
     reference_binop: bool = False
     num_skip: int | None = None
