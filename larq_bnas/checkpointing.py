@@ -146,10 +146,7 @@ class RunDirectory:
 
     def latest_commit(self) -> Path | None:
         """The directory of the last committed epoch, or None."""
-        if not self.epochs_dir.is_dir():
-            return None
-        done = [p for p in self.epochs_dir.iterdir() if p.name.isdigit() and p.is_dir()]
-        return max(done, key=lambda p: int(p.name)) if done else None
+        return latest_commit(self.path)
 
     def read_state(self) -> dict[str, Any] | None:
         return read_json(self.state_path) if self.state_path.exists() else None
@@ -238,18 +235,27 @@ class RunDirectory:
 
     # --- model.fit -------------------------------------------------------------------
     def fit_callbacks(
-        self, restore_from: RunDirectory | None = None
+        self, restore_from: str | os.PathLike | None = None
     ) -> list[tf.keras.callbacks.Callback]:
         """Callbacks that make ``model.fit`` resumable in this directory.
 
-        ``restore_from``: restore from another directory's last commit (the chief's, for
-        the other workers of a multi-worker run). Put other callbacks that write
+        ``restore_from``: restore from another run directory's last commit (the chief's,
+        for the other workers of a multi-worker run; only read). Put other callbacks that write
         ``snapshot_files`` before these."""
         return [EpochCommit(self, restore_from=restore_from)]
 
     def clear_checkpoint(self) -> None:
         """Remove the committed epochs (e.g. once final weights are saved)."""
         shutil.rmtree(self.epochs_dir, ignore_errors=True)
+
+
+def latest_commit(path: str | os.PathLike) -> Path | None:
+    """The last committed epoch of the run directory ``path`` (read only), or None."""
+    epochs = Path(path) / "epochs"
+    if not epochs.is_dir():
+        return None
+    done = [p for p in epochs.iterdir() if p.name.isdigit() and p.is_dir()]
+    return max(done, key=lambda p: int(p.name)) if done else None
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
@@ -283,15 +289,15 @@ class EpochCommit(tf.keras.callbacks.Callback):
     it); after each epoch, commit the checkpoint, the history (each epoch's logs and the
     learning rate) and the state as one unit."""
 
-    def __init__(self, run: RunDirectory, restore_from: RunDirectory | None = None) -> None:
+    def __init__(self, run: RunDirectory, restore_from: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.run = run
-        self.source = restore_from or run
+        self.source = Path(restore_from) if restore_from is not None else run.path
         self._entries: list[dict[str, Any]] = []
         self._status: Any = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        latest = self.source.latest_commit()
+        latest = latest_commit(self.source)
         done = 0
         if latest is not None:
             done = int(read_json(latest / "state.json")["epochs_done"])

@@ -74,16 +74,27 @@ def test_radam_matches_a_numpy_reference():
 
 @pytest.mark.slow
 def test_every_recipe_compiles_a_model():
+    x = np.random.RandomState(0).randn(8, 4).astype("float32")
     for name, recipe in RECIPES.items():
+        tf.keras.utils.set_random_seed(0)
         model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, "softmax")])
         recipe.compile(model, epochs=10, steps_per_epoch=5)
+        expected = recipe.optimizer(5, 10)
+        assert type(model.optimizer) is type(expected), name  # the recipe's optimizer ...
+        got, want = schedule_of(model.optimizer), schedule_of(expected)
+        assert (got is None) == (want is None), name  # ... with its schedule
+        if want is not None:
+            assert float(got(3)) == pytest.approx(float(want(3))), name
+        before = model.get_weights()[0].copy()
         model.fit(
-            np.zeros((8, 4)),
+            x,
             np.zeros(8),
+            batch_size=8,
             verbose=0,
             callbacks=recipe.callbacks(epochs=10, steps_per_epoch=5, optimizer=model.optimizer),
         )
-        assert model.optimizer is not None, name
+        assert int(model.optimizer.iterations.numpy()) == 1, name  # one step was applied
+        assert not np.allclose(model.get_weights()[0], before), name  # and it trained
     assert get_recipe("bnas-imagenet").label_smoothing == 0.1
     with pytest.raises(ValueError, match="Unknown recipe 'foo'.*bnas-cifar"):
         get_recipe("foo")
@@ -222,6 +233,12 @@ def test_interrupted_training_resumes_to_the_same_number_of_epochs(tmp_path):
             extra_callbacks=[_Interrupt()],
         )
     assert [e["epoch"] for e in json.loads((out / "history.json").read_text())] == [1]
+    args = ["train", "bnas-mini", "--cells", "3", "--channels", "4", "-o", str(out), "--resume"]
+    # a resume that would change the results is refused, naming each difference
+    refused = CliRunner().invoke(main, [*args, "--epochs", "4", "--seed", "1"])
+    assert refused.exit_code == 2, refused.output
+    assert "epochs: 3 -> 4, seed: 0 -> 1" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
     # resume from the command line
     result = CliRunner().invoke(
         main,

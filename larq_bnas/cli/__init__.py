@@ -1,9 +1,15 @@
 """The ``larq_bnas`` command line: thin click commands over the library.
 
 Each command lives in a small module of this package and is imported only when it runs,
-so ``larq_bnas --help`` starts without loading TensorFlow. Library errors for bad input
-(unknown model, bad option, missing data, ...) are shown as one line and exit with code 2;
-set ``LARQ_BNAS_DEBUG=1`` to see the traceback.
+so ``larq_bnas --help`` starts without loading TensorFlow. Exit codes
+(``larq_bnas.cli._common.exit_code``):
+
+- 2: the input is wrong (unknown model, bad option value, corrupt or missing file, ...);
+  one line names the bad value and what would be valid;
+- 1: the job failed; one line gives the reason and the log file holding the traceback;
+- 130: interrupted (Ctrl-C); resumable jobs keep their last committed epoch.
+
+No traceback reaches the terminal unless ``LARQ_BNAS_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "derive": ("larq_bnas.cli.search", "derive"),
     "train": ("larq_bnas.cli.train", "train"),
     "evaluate": ("larq_bnas.cli.train", "evaluate"),
+    "import-weights": ("larq_bnas.cli.weights", "import_weights"),
     "convert": ("larq_bnas.cli.deploy", "convert"),
     "inspect": ("larq_bnas.cli.deploy", "inspect"),
     "benchmark": ("larq_bnas.cli.deploy", "benchmark"),
@@ -48,13 +55,51 @@ class _LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from larq_bnas.cli._common import report_error
+
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError) as err:
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.ClickException as err:
+            raise _OneLineUsageError(err) from None
+        except (Exception, KeyboardInterrupt) as err:
             if os.environ.get("LARQ_BNAS_DEBUG"):
                 raise
-            # Library errors for bad input: one clear line, usage exit code.
-            raise click.UsageError(str(err) or type(err).__name__, ctx=None) from None
+            ctx.exit(report_error(err, ctx.invoked_subcommand))
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as err:  # found while parsing, before invoke
+            no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+            (err if isinstance(err, no_args) else _OneLineUsageError(err)).show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C while parsing or prompting
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        # click returns the exit code of ctx.exit(code), else the command's result (None)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class _OneLineUsageError(click.ClickException):
+    """A click error shown as one line (``Error: ...``), with its own exit code."""
+
+    def __init__(self, err: click.ClickException) -> None:
+        super().__init__(" ".join(err.format_message().split()))
+        self.exit_code = err.exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

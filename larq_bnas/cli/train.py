@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from larq_bnas.cli._common import echo_json, model_kwargs, model_options
+from larq_bnas.cli._common import echo_json, model_kwargs, model_options, trust_model_code
 
 
 @click.command()
@@ -41,7 +41,12 @@ from larq_bnas.cli._common import echo_json, model_kwargs, model_options
     required=True,
     help="Output directory (checkpoints, weights, history, curves, results).",
 )
-@click.option("--resume", is_flag=True, help="Continue the run found in --output.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run found in --output from its last committed epoch (the options "
+    "that change results must be the recorded ones).",
+)
 @click.option("--weights", type=click.Path(), default=None, help="Initial weights file.")
 @click.option(
     "--data-dir",
@@ -132,6 +137,7 @@ def train(
         jit_compile=xla,
         lean_memory=lean_memory,
         seed=seed,
+        trust_model_code=trust_model_code(),
     )
     click.echo(
         f"test top-1 {results['test_top1']:.4f}  top-5 {results['test_top5']:.4f}  "
@@ -184,6 +190,7 @@ def evaluate(
         batch_size=batch_size,
         data_dir=data_dir,
         options=model_kwargs(set_, cells, channels),
+        trust_model_code=trust_model_code(),
     )
     if as_json:
         echo_json(result)

@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from larq_bnas.errors import InputError
+
 AUTOTUNE = tf.data.AUTOTUNE
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SEED = 0
@@ -60,7 +62,11 @@ _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _AUGMENTATIONS = ("cifar", "imagenet")
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetError(RuntimeError):
+    """tensorflow-datasets failed on a known dataset (the cause is kept)."""
+
+
+class DatasetNotFoundError(InputError):
     """A dataset that is not on this machine, with instructions to provide it."""
 
 
@@ -170,13 +176,22 @@ def _tfds_builder(name: str, data_dir: str | os.PathLike | None):  # noqa: ANN20
     root = _tfds_data_dir(data_dir)
     try:
         builder = tfds.builder(name, data_dir=root)
-    except Exception as error:  # tfds' own not-found error lists every dataset it has
-        known = "DatasetNotFound" in type(error).__name__ or "not found" in str(error).lower()
-        detail = "" if known else f" ({type(error).__name__}: {str(error).splitlines()[0]})"
-        raise ValueError(
-            f"Unknown dataset {name!r}{detail}; valid datasets are: digits, folder:PATH, or "
-            "a tensorflow-datasets image classification name such as cifar10 or imagenet2012"
-        ) from None
+    except Exception as error:
+        if "DatasetNotFound" in type(error).__name__:  # tfds' error lists all it has
+            raise InputError(
+                f"Unknown dataset {name!r}; valid datasets are: digits, folder:PATH, or a "
+                "tensorflow-datasets image classification name such as cifar10 or "
+                "imagenet2012"
+            ) from None
+        message = " ".join(str(error).split())
+        if message.startswith("Failed to construct dataset"):  # a bad version or config
+            raise InputError(f"{message} (dataset {name!r})") from error
+        # Any other failure (a broken tfds install, an unreadable data_dir, ...) keeps
+        # its type's name, its message and its cause.
+        raise DatasetError(
+            f"tensorflow-datasets could not open {name!r} in {root}: "
+            f"{type(error).__name__}: {message}"
+        ) from error
     if not _is_prepared(builder):
         raise DatasetNotFoundError(_not_prepared_message(name, root))
     return builder

@@ -7,16 +7,24 @@
   ``channels``, ``stem``, ... as for ``build("bnas", ...)``);
 - a saved Keras model (``.h5``/``.keras`` file or a SavedModel directory);
 - a zoo name such as ``bnas-a`` or ``meliusnet22``.
+
+A saved model can carry code: a ``Lambda`` layer stores Python bytecode that Keras runs
+when it loads the model. ``load_model`` reads the model's configuration first and refuses
+such layers unless ``trust_model_code=True`` (``--trust-model-code`` on the command line).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
 
+from larq_bnas.errors import InputError, UntrustedModelError
 from larq_bnas.zoo.registry import build, get_spec
 
 
@@ -43,9 +51,15 @@ def load_model(
     num_classes: int | None = None,
     weights: str | None = None,
     include_top: bool = True,
+    trust_model_code: bool = False,
     **options: Any,
 ) -> tf.keras.Model:
-    """Build or load the model that ``ref`` names (see the module docstring)."""
+    """Build or load the model that ``ref`` names (see the module docstring).
+
+    ``trust_model_code``: load a saved model even if it carries code (Lambda layers);
+    only for files you made or trust."""
+    if weights is not None and os.path.exists(weights):
+        check_weights_file(weights)
     if ref.startswith("lqz:"):
         return _larq_zoo_model(ref[4:], input_shape, num_classes, weights, include_top)
     if ref.endswith(".json"):
@@ -63,12 +77,7 @@ def load_model(
     if is_saved_model(ref):
         if options:
             raise ValueError(f"Options {sorted(options)} do not apply to a saved model ({ref!r})")
-        import larq_bnas.models.bnas.cells  # noqa: F401  (registers the custom layers)
-
-        model = tf.keras.models.load_model(ref, compile=False)
-        if weights is not None:
-            model.load_weights(weights)
-        return model
+        return _load_saved_model(ref, weights, trust_model_code)
     get_spec(ref)  # a clear error listing the zoo names when ref is none of the above
     return build(
         ref,
@@ -99,3 +108,118 @@ def _larq_zoo_model(
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return constructor(**kwargs)
+
+
+# --- saved models and weights files ----------------------------------------------------
+
+#: Layer classes whose configuration holds code Keras runs on loading.
+CODE_LAYERS = ("Lambda", "__lambda__")
+
+
+def _load_saved_model(ref: str, weights: str | None, trust_model_code: bool) -> tf.keras.Model:
+    import larq_bnas.models.bnas.cells  # noqa: F401  (registers the custom layers)
+
+    config = _saved_model_config(ref)
+    if not trust_model_code:
+        carriers = sorted(set(_code_carriers(config)))
+        if carriers:
+            raise UntrustedModelError(
+                f"{ref!r} holds layers that carry code ({', '.join(carriers)}); loading it "
+                "would run that code. Pass --trust-model-code (trust_model_code=True) only "
+                "for a file you made or trust"
+            )
+    kwargs: dict[str, Any] = {"compile": False}
+    if ref.endswith(".keras"):
+        kwargs["safe_mode"] = not trust_model_code
+    try:
+        model = tf.keras.models.load_model(ref, **kwargs)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise InputError(
+            f"Could not load the model {ref!r}: {_first_line(err)}; give a model saved by "
+            "Keras (.h5, .keras or a SavedModel directory), e.g. model.h5 of a training run"
+        ) from err
+    if weights is not None:
+        from larq_bnas.zoo.weights import load_weights
+
+        load_weights(model, weights)
+    return model
+
+
+def _saved_model_config(ref: str) -> Any:
+    """The architecture stored in a saved model (JSON), read without running anything."""
+    try:
+        if os.path.isdir(ref):
+            path = os.path.join(ref, "keras_metadata.pb")
+            if not os.path.exists(path):
+                return {}  # a plain SavedModel: TensorFlow graphs, no Keras layers
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            # The metadata is a protocol buffer of JSON strings: look for the markers.
+            return [{"class_name": name} for name in _marked_code_layers(text)]
+        if zipfile.is_zipfile(ref):
+            with zipfile.ZipFile(ref) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(ref, "r") as f:
+            raw = f.attrs.get("model_config")
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(
+            f"{ref!r} is not a readable Keras model file ({_first_line(err)}); it may be "
+            "truncated or corrupt"
+        ) from err
+    if raw is None:
+        raise InputError(
+            f"{ref!r} holds weights only, not a model; pass it with --weights next to the "
+            "MODEL it was saved from"
+        )
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+
+def _marked_code_layers(text: str) -> Iterator[str]:
+    for name in CODE_LAYERS:
+        if re.search(r'"class_name":\s*"' + re.escape(name) + '"', text):
+            yield name
+    if '"function_type"' in text:
+        yield "function_type"
+
+
+def _code_carriers(config: Any) -> Iterator[str]:
+    """Names of the layers in a model configuration that carry code."""
+    if isinstance(config, dict):
+        name = config.get("class_name")
+        if name in CODE_LAYERS or "function_type" in config:
+            inner = config.get("config", {})
+            yield str(inner.get("name", name) if isinstance(inner, dict) else name)
+        for value in config.values():
+            yield from _code_carriers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _code_carriers(value)
+
+
+def check_weights_file(path: str) -> None:
+    """Raise ``InputError`` if the weights file ``path`` cannot be read (truncated, not
+    HDF5, ...). TensorFlow checkpoint prefixes are checked by their index."""
+    if os.path.isdir(path):
+        raise InputError(f"Weights {path!r} is a directory; give an .h5 weights file")
+    if not os.path.exists(path):
+        return  # a checkpoint prefix or published weights: checked where they are loaded
+    if zipfile.is_zipfile(path):
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as err:
+        raise InputError(
+            f"Weights file {path!r} is not a readable HDF5 file ({_first_line(err)}); it "
+            "may be truncated or corrupt. Give weights saved by training (best.weights.h5, "
+            "final.weights.h5) or model.save_weights"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
