@@ -13,5 +13,8 @@ def _load(name):
 
 def test_fit_zoo_model_example_runs():
     result = _load("fit_zoo_model").main(tiny=True)
-    assert 0.0 <= result["test_accuracy"] <= 1.0
-    assert result["flips_p95_last_epoch"] >= 0.0
+    # 3 epochs of a 3-cell BNAS-Mini on the digits: 0.64 measured, chance is 0.1
+    assert result["test_accuracy"] > 0.4
+    # the counter sees binary weights change sign (Adam, lr 2e-3), and p95 <= max
+    assert result["flips_max_last_epoch"] >= 1
+    assert 0 <= result["flips_p95_last_epoch"] <= result["flips_max_last_epoch"]
