@@ -80,6 +80,7 @@ class RunDirectory:
         snapshot_files: files at the top of the directory that belong to an epoch's state
             (written by callbacks before the commit); each commit keeps them, and reopening
             the directory puts back the committed versions.
+        resume_hint: how to resume instead, in the ``OptionsMismatch`` message.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class RunDirectory:
         resume: bool = False,
         result_keys: Sequence[str] = (),
         snapshot_files: Sequence[str] = (),
+        resume_hint: str = "resume it with the recorded values",
     ) -> None:
         self.path = Path(path)
         self.kind = kind
@@ -112,8 +114,8 @@ class RunDirectory:
             if differences:
                 raise OptionsMismatch(
                     f"{self.path} holds a {kind} run made with other options that change "
-                    f"its results ({format_differences(differences)}); resume it with the "
-                    "recorded values, or choose another output directory",
+                    f"its results ({format_differences(differences)}); {resume_hint}, or "
+                    "choose another output directory",
                     differences,
                 )
         self.path.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,15 @@ ARCHITECTURE_KEYS = (
     "pad_values",
     "fused",
 )
+#: Options a resumed search must keep: the supernet, its data and its training.
+RESUME_KEYS = (
+    *ARCHITECTURE_KEYS,
+    "seed",
+    "diversity_lambda",
+    "arch_learning_rate",
+    "arch_weight_decay",
+    "steps_per_epoch",
+)
 #: Input size of the embedded digits (8x8 images) when none is given; other datasets: 32.
 DIGITS_INPUT_SIZE = 16
 
@@ -321,16 +330,16 @@ def run_search(
         "seed": seed,
         "steps_per_epoch": steps_per_epoch,
     }
-    run = RunDirectory(out, "search", record, resume=resume)
-    saved = run.state.get("options", {})
-    changed = [k for k in ARCHITECTURE_KEYS if k in saved and saved[k] != record[k]]
-    if changed:
-        raise ValueError(
-            f"{out} holds a search with other settings ("
-            + ", ".join(f"{k}={saved[k]!r}, not {record[k]!r}" for k in changed)
-            + "); resume it with its own settings or choose another output directory"
-        )
-    run.update_state(options={**saved, **record})
+    # A resume must keep the options that change the search's results (more epochs are
+    # allowed); the directory refuses others, listing each difference.
+    run = RunDirectory(
+        out,
+        "search",
+        record,
+        resume=resume,
+        result_keys=RESUME_KEYS,
+        snapshot_files=("alphas.json", "alphas_final.json"),
+    )
 
     start = time.time()
     trained = run.epochs_done < epochs or not (out / "alphas_final.json").exists()

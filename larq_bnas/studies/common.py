@@ -109,14 +109,15 @@ class StudyContext:
         self.echo = echo or _print
         self.dir = Path(output_dir)
         options = {"study": name, "scale": scale, "epochs": epochs}
-        self.run = RunDirectory(self.dir, f"study-{name}", options, resume=resume)
-        recorded = self.run.state.get("options", {})
-        if resume and {k: recorded.get(k) for k in options} != options:
-            raise ValueError(
-                f"{self.dir} holds the {name} study run with scale={recorded.get('scale')!r} "
-                f"and epochs={recorded.get('epochs')!r}; resume it with the same --scale and "
-                "--epochs, or choose another output directory"
-            )
+        # A resumed study keeps its scale and epochs: the directory lists any difference.
+        self.run = RunDirectory(
+            self.dir,
+            f"study-{name}",
+            options,
+            resume=resume,
+            result_keys=tuple(options),
+            resume_hint="resume it with the same --scale and --epochs",
+        )
         self.total = 0
         self.done = 0
 
