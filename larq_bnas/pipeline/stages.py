@@ -15,6 +15,7 @@ directory::
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -22,8 +23,65 @@ from pathlib import Path
 from typing import Any
 
 from larq_bnas._io import read_json, write_json
-from larq_bnas.checkpointing import RunDirectory
+from larq_bnas.checkpointing import RunDirectory, format_differences, option_differences
 from larq_bnas.pipeline.options import STAGES, PipelineOptions, parse_model_entry
+
+#: The options each stage reads. On resume, the first stage reading a changed option runs
+#: again, with every stage after it; an option missing here counts as the first stage's.
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "search": (
+        "dataset",
+        "search_input_size",
+        "search_epochs",
+        "search_cells",
+        "search_channels",
+        "search_batch_size",
+        "search_arch_lr",
+        "search_arch_weight_decay",
+        "search_tau",
+        "gammas",
+        "genotype",
+        "seed",
+    ),
+    "train": (
+        "input_size",
+        "train_gamma",
+        "cells",
+        "channels",
+        "train_epochs",
+        "batch_size",
+        "recipe",
+    ),
+    "convert": ("verify_inputs",),
+    "benchmark": ("threads", "benchmark_repeats"),
+    "compare": ("compare_models", "random_cells", "compare_bnas_a_cell", "cell_seeds"),
+    "report": (),
+}
+#: Options that do not change any result.
+NO_RESULT_OPTIONS = ("data_dir", "stages")
+#: What each stage writes besides ``<stage>.json`` (removed when it must run again).
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "search": ("search",),
+    "train": ("train",),
+    "convert": ("deploy",),
+    "compare": ("compare",),
+    "report": ("report.html", "report.md"),
+}
+
+
+def first_changed_stage(
+    recorded: dict[str, Any], given: dict[str, Any]
+) -> tuple[str | None, dict[str, tuple[Any, Any]]]:
+    """The first stage (in ``STAGES`` order) reading an option whose value differs from
+    the recorded run, and every difference (``{option: (recorded, given)}``)."""
+    keys = [k for k in {**recorded, **given} if k not in NO_RESULT_OPTIONS]
+    differences = option_differences(recorded, given, keys)
+    first = None
+    for key in differences:
+        owner = next((s for s in STAGES if key in STAGE_INPUTS.get(s, ())), STAGES[0])
+        if first is None or STAGES.index(owner) < STAGES.index(first):
+            first = owner
+    return first, differences
 
 
 def _gamma_tag(gamma: float) -> str:
@@ -43,8 +101,34 @@ class Pipeline:
         self.out = Path(output_dir)
         self.options = options
         self.log = log
+        if resume:  # before the new options are recorded: a kill here repeats this step
+            self._rerun_changed_stages(asdict(options))
         self.run = RunDirectory(self.out, "run", asdict(options), resume=resume)
         self.resume = resume
+
+    def _rerun_changed_stages(self, options: dict[str, Any]) -> None:
+        """Drop the results of the first stage whose inputs changed since the recorded
+        run, and of every stage after it, so that they run again."""
+        state_path = self.out / "state.json"
+        if not state_path.exists():
+            return
+        recorded = read_json(state_path).get("options", {})
+        first, differences = first_changed_stage(recorded, options)
+        if first is None:
+            return
+        later = STAGES[STAGES.index(first) :]
+        self.log(
+            f"[resume] options changed ({format_differences(differences)}): re-running "
+            f"{first} and every stage after it"
+        )
+        for stage in later:
+            self._result_path(stage).unlink(missing_ok=True)
+            for name in STAGE_OUTPUTS.get(stage, ()):
+                path = self.out / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
 
     # --- bookkeeping ---------------------------------------------------------------
     def _result_path(self, stage: str) -> Path:

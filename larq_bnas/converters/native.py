@@ -1,5 +1,0 @@
-"""Deprecated alias: this module moved to ``larq_bnas.runtime.native``."""
-
-from larq_bnas._deprecated import alias
-
-alias(__name__, "larq_bnas.runtime.native")
