@@ -46,6 +46,11 @@ def _route_imported_tensorflow_to_legacy_keras() -> None:
 
 
 _route_imported_tensorflow_to_legacy_keras()
+
+# Old import paths of moved modules answer for one release (larq_bnas/_deprecated.py).
+from larq_bnas import _deprecated  # noqa: E402
+
+_deprecated.install()
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise
 
 __version__ = "0.1.0"
