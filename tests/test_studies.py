@@ -18,13 +18,14 @@ def run(*args):
 # --- registry and CLI errors ----------------------------------------------------------
 
 
-def test_registry_names_the_five_studies_with_their_paper_cost():
+def test_registry_names_the_studies_with_their_paper_cost():
     assert study_names() == [
         "layer-types",
         "baselines",
         "ablations",
         "naive-vs-melius",
         "optimizers",
+        "search-dynamics",
     ]
     datasets = {name: paper_cost(name).dataset for name in STUDIES}
     assert datasets == {
@@ -33,6 +34,7 @@ def test_registry_names_the_five_studies_with_their_paper_cost():
         "ablations": "cifar10",
         "naive-vs-melius": "imagenet2012",
         "optimizers": "imagenet2012",
+        "search-dynamics": "cifar10",
     }
     assert "10 hours" in paper_cost("ablations").gpu_hours  # the paper's search cost
     assert "40 epochs" in paper_cost("naive-vs-melius").schedule
@@ -335,3 +337,53 @@ def test_ablations_toy_study_searches_derives_and_trains(tmp_path):
     searches = json.loads((out / "runs" / "search_with_sep" / "state.json").read_text())
     assert "sep_conv_3x3" in searches["options"]["layer_set"]
     assert table["search"]["epochs"] == 1
+
+
+# --- search-dynamics ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_search_dynamics_toy_study_small(tmp_path, monkeypatch):
+    """Two tiny searches (lambda 1 and 0), each derived with gamma 1 and 3: the table's
+    figures are recomputed here from the searches' saved alphas."""
+    import numpy as np
+
+    from larq_bnas.search.derive import derive_genotype
+    from larq_bnas.studies import search_dynamics
+
+    small = dict(cells=3, channels=4, input_size=8, batch_size=16, steps_per_epoch=4)
+    for key, value in small.items():
+        monkeypatch.setitem(search_dynamics.TOY, key, value)
+    out = tmp_path / "dyn"
+    result = run("study", "search-dynamics", "--epochs", "3", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[search-dynamics ") == 2  # two searches
+    rows, table = _table(out, "search-dynamics")
+    assert [(r["lambda"], r["gamma"]) for r in rows] == [
+        ("1", "1"),
+        ("1", "3"),
+        ("0", "1"),
+        ("0", "3"),
+    ]
+    assert table["search"]["epochs"] == 3 and table["search"]["cells"] == 3
+    for lam, key in ((1.0, "lambda1"), (0.0, "lambda0")):
+        history = json.loads((out / "runs" / f"search_{key}" / "alphas.json").read_text())
+        assert history["epochs"] == [0, 1, 2, 3]
+        state = json.loads((out / "runs" / f"search_{key}" / "state.json").read_text())
+        assert state["options"]["diversity_lambda"] == lam
+        curve = table["entropy_curves"][key]
+        assert curve == pytest.approx(search_dynamics.entropy_curve(history))
+        assert curve[0] == pytest.approx(np.log(7), abs=1e-5)  # initialisation: uniform
+        normal, reduce = (np.asarray(history[f"alpha_{k}"][-1]) for k in ("normal", "reduce"))
+        for r in rows:
+            if float(r["lambda"]) != lam:
+                continue
+            g = derive_genotype(normal, reduce, float(r["gamma"]))
+            ops = [op for op, _ in g.normal + g.reduce]
+            assert float(r["zeroise_share"]) == pytest.approx(ops.count("none") / 16)
+            assert float(r["entropy_final"]) == pytest.approx(curve[-1], rel=1e-5)
+            assert float(r["entropy_early"]) == pytest.approx(curve[1], rel=1e-5)  # 3 // 3
+    # gamma divides Zeroise's weight: never more Zeroise with gamma 3 than with gamma 1
+    for lam in ("1", "0"):
+        by_gamma = {r["gamma"]: float(r["zeroise_share"]) for r in rows if r["lambda"] == lam}
+        assert by_gamma["3"] <= by_gamma["1"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from larq_bnas.pipeline.options import STAGES
@@ -55,6 +57,48 @@ def _stages(value: str | None) -> tuple[str, ...] | None:
     type=click.IntRange(min=8),
     default=_d("search_input_size"),
     show_default=True,
+)
+@click.option(
+    "--search-batch-size",
+    type=click.IntRange(min=1),
+    default=_d("search_batch_size"),
+    show_default=True,
+    help="Images per half-batch of the search (more steps per epoch when smaller).",
+)
+@click.option(
+    "--search-arch-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_d("search_arch_lr"),
+    show_default=True,
+    help="Adam learning rate of the architecture parameters (paper: 3e-4).",
+)
+@click.option(
+    "--search-arch-weight-decay",
+    type=click.FloatRange(min=0),
+    default=_d("search_arch_weight_decay"),
+    show_default=True,
+    help="L2 on the architecture parameters (paper: 1e-3).",
+)
+@click.option(
+    "--tau",
+    "search_tau",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_d("search_tau"),
+    help="Diversity regularizer decay in epochs (default: search epochs * 7.7 / 50).",
+)
+@click.option(
+    "--random-cells",
+    type=click.IntRange(min=0),
+    default=_d("random_cells"),
+    show_default=True,
+    help="Random cells trained against the searched one (same size, recipe, epochs).",
+)
+@click.option(
+    "--cell-seeds",
+    type=click.IntRange(min=1),
+    default=_d("cell_seeds"),
+    show_default=True,
+    help="Trainings per compared cell (seeds SEED, SEED+1, ...): the seed spread.",
 )
 @click.option(
     "--gamma",
@@ -125,6 +169,12 @@ def run(
     search_cells: int,
     search_channels: int,
     search_input_size: int,
+    search_batch_size: int,
+    search_arch_lr: float,
+    search_arch_weight_decay: float,
+    search_tau: float | None,
+    random_cells: int,
+    cell_seeds: int,
     gammas: tuple[float, ...],
     train_gamma: float | None,
     genotype: str | None,
@@ -139,7 +189,8 @@ def run(
     seed: int,
 ) -> None:
     """Search a cell, train the stacked network, convert it to LCE, verify, benchmark,
-    and write report.html / report.md into the output directory.
+    compare it with random cells and the BNAS-A cell trained the same way, and write
+    report.html / report.md into the output directory.
 
     With the defaults this runs offline on the embedded digits in about 10-15 minutes on
     2 CPU cores. Every stage's result is saved as it finishes; --resume skips finished
@@ -152,9 +203,9 @@ def run(
       larq_bnas run -o runs/cell --genotype my_cell.json --stages train,convert,benchmark,report
       larq_bnas run --resume
     """
-    from larq_bnas.pipeline import run_pipeline
+    from larq_bnas.pipeline.stages import run_pipeline
 
-    options = {
+    options: dict[str, Any] = {
         "dataset": dataset,
         "data_dir": data_dir,
         "input_size": input_size,
@@ -162,6 +213,12 @@ def run(
         "search_cells": search_cells,
         "search_channels": search_channels,
         "search_input_size": search_input_size,
+        "search_batch_size": search_batch_size,
+        "search_arch_lr": search_arch_lr,
+        "search_arch_weight_decay": search_arch_weight_decay,
+        "search_tau": search_tau,
+        "random_cells": random_cells,
+        "cell_seeds": cell_seeds,
         "train_gamma": train_gamma,
         "genotype": genotype,
         "cells": cells,

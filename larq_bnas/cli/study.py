@@ -52,7 +52,7 @@ class _Scale(click.ParamType):
     type=click.IntRange(min=1),
     default=None,
     help="Override the training epochs of every trained unit (the ablations' "
-    "searches keep theirs).",
+    "searches keep theirs; search-dynamics: its search epochs).",
 )
 @click.option(
     "--data-dir",
@@ -73,6 +73,8 @@ def study(
                        convs, with separable convs (search -> derive -> train)
       naive-vs-melius  MeliusNet supplement 2: naive vs MeliusNet at matched OPs
       optimizers       MeliusNet supplement 3: Adam/RAdam/SGD and weight sign flips
+      search-dynamics  BNAS eq. 4/5: search with lambda 1 vs 0 (entropy, alphas per
+                       epoch), cells derived with gamma 1 vs 3 (share of Zeroise)
 
     Every unit (a training, a search) is saved as soon as it is done; --resume skips
     finished units and continues an interrupted training from its last epoch. Writes the

@@ -1,14 +1,112 @@
-"""The main job's report: what a person wants to see after ``larq_bnas run``."""
+"""The main job's report: what a person wants to see after ``larq_bnas run``.
+
+``build_report(output_dir)`` is a pure function of what the stages saved there
+(``<stage>.json`` and the run's options in ``state.json``): it builds no model, imports
+no TensorFlow and not ``larq_bnas.pipeline.stages``.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import Any
 
+from larq_bnas._io import read_json
 from larq_bnas.document import Report, Section, Table, fmt
+from larq_bnas.pipeline.options import STAGES, PipelineOptions
 
-if TYPE_CHECKING:
-    from larq_bnas.pipeline import Pipeline
+
+def load_results(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Every stage's saved result in ``output_dir`` (stages that did not run are absent)."""
+    out = Path(output_dir)
+    return {s: read_json(out / f"{s}.json") for s in STAGES if (out / f"{s}.json").exists()}
+
+
+def _options(out: Path, options: dict[str, Any] | None) -> Any:
+    if options is None:
+        state = out / "state.json"
+        options = read_json(state).get("options", {}) if state.exists() else {}
+    known = {k: v for k, v in options.items() if k in PipelineOptions.__dataclass_fields__}
+    defaults = {k: f.default for k, f in PipelineOptions.__dataclass_fields__.items()}
+    return SimpleNamespace(**{**defaults, **known})
+
+
+def _decisiveness_section(search: dict[str, Any]) -> Section | None:
+    decisive = search.get("decisiveness") or {}
+    if not decisive:
+        return None
+    rows = []
+    notes = [
+        "Per derived edge, the chosen op's softmax weight, the runner-up's and the margin "
+        "(in the scores the derivation compared: Zeroise's weight divided by gamma). "
+        "Uniform weights are 1/K; the initialisation is 1e-3 * N(0, 1)."
+    ]
+    for g, report in decisive.items():
+        for kind in ("normal", "reduce"):
+            d = report[kind]
+            notes.append(
+                f"gamma {g}, {kind} cell: chosen_weight_mean {d['chosen_weight_mean']:.3f} "
+                f"(uniform {report['uniform_weight']:.3f}), mean entropy {d['entropy']:.4f}, "
+                f"median ln-margin {d['log_margin_median']:.4f}"
+            )
+            for e in d["edges"]:
+                rows.append(
+                    [
+                        g,
+                        kind,
+                        f"{e['input']} -> {e['node']}",
+                        e["op"],
+                        e["weight"],
+                        e["runner_up"],
+                        e["runner_up_weight"],
+                        e["margin"],
+                    ]
+                )
+        if report.get("warning"):
+            notes.append(f"WARNING (gamma {g}): {report['warning']}")
+    return Section(
+        "How decisive the search was",
+        notes,
+        Table(
+            ["gamma", "cell", "edge", "chosen", "weight", "runner-up", "weight", "margin"],
+            rows,
+        ),
+    )
+
+
+def _cells_section(cells: dict[str, Any], o: Any) -> Section:
+    rows = []
+    for name, c in cells.items():
+        spread = (
+            f"{c['test_top1_min']:.4f} - {c['test_top1_max']:.4f}" if len(c["runs"]) > 1 else "-"
+        )
+        rows.append(
+            [
+                name,
+                c["description"],
+                c["test_top1_mean"],
+                spread,
+                len(c["runs"]),
+                c["ops"],
+                c["size_mib"],
+                ", ".join(f"{op}({i})" for op, i in c["genotype"]["normal"]),
+            ]
+        )
+    return Section(
+        "Searched vs random vs BNAS-A cells",
+        [
+            f"Each cell stacked to {o.cells} cells, C = {o.channels}, input "
+            f"{o.input_size}x{o.input_size}, trained {o.train_epochs} epochs with the same "
+            f"recipe ({o.recipe or 'the dataset default'}) and batch {o.batch_size}; test top-1 "
+            f"is the mean over {o.cell_seeds} seed(s). Random cells: 2 inputs per node from "
+            "earlier states, ops drawn uniformly from the layer set."
+        ],
+        Table(
+            ["cell", "what", "test top-1", "seed spread", "seeds", "OPs", "size MiB", "normal"],
+            rows,
+        ),
+    )
 
 
 def _ms(latency: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
@@ -23,14 +121,36 @@ def _ms(latency: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
     )
 
 
-def build_report(pipeline: Pipeline) -> Report:
-    out: Path = pipeline.out
-    o = pipeline.options
-    search = pipeline.result("search") or {}
-    train = pipeline.result("train") or {}
-    deploy = pipeline.result("convert") or {}
-    latency = pipeline.result("benchmark") or {}
-    compare = (pipeline.result("compare") or {}).get("models", {})
+def _search_schedule(so: dict[str, Any]) -> str:
+    if not so:
+        return ""
+    return (
+        f"Schedule: batch {so.get('batch_size')} per half, "
+        f"{so.get('steps_per_epoch') or 'one pass'} steps per epoch, architecture Adam lr "
+        f"{fmt(so.get('arch_learning_rate'))} with weight decay "
+        f"{fmt(so.get('arch_weight_decay'))} (paper: 3e-4 and 1e-3), diversity lambda "
+        f"{fmt(so.get('diversity_lambda'))}, tau {fmt(so.get('diversity_tau'))} epochs "
+        f"({so.get('diversity_tau_source', 'given')})."
+    )
+
+
+def build_report(output_dir: str | os.PathLike, options: dict[str, Any] | None = None) -> Report:
+    """The report of the run in ``output_dir`` from its saved stage results.
+
+    Args:
+        output_dir: the run directory.
+        options: the run's options (``PipelineOptions`` fields); default: those recorded
+            in ``state.json``.
+    """
+    out = Path(output_dir)
+    o = _options(out, options)
+    results = load_results(out)
+    search = results.get("search") or {}
+    train = results.get("train") or {}
+    deploy = results.get("convert") or {}
+    latency = results.get("benchmark") or {}
+    compare = (results.get("compare") or {}).get("models", {})
+    cells = (results.get("compare") or {}).get("cells", {})
     size = f"{o.input_size}x{o.input_size}"
 
     key = [("dataset", f"{o.dataset} (input {size})")]
@@ -40,7 +160,7 @@ def build_report(pipeline: Pipeline) -> Report:
             (
                 "model",
                 f"{o.cells} cells, C = {o.channels}, genotype "
-                f"{Path(pipeline.genotype_path()).name}",
+                f"{Path(train.get('genotype_path') or o.genotype or '?').name}",
             ),
             ("size", f"{train['size_mib']:.3f} MiB"),
             ("OPs", fmt(float(train["ops"]))),
@@ -62,6 +182,9 @@ def build_report(pipeline: Pipeline) -> Report:
                 f"{best:.2f} ms binary ({kernel}) vs {fmt(float_ms)} ms float (ratio {fmt(ratio)})",
             )
         )
+    for name, c in cells.items():
+        if name != "searched":
+            key.append((f"test top-1, {name} cell (same training)", fmt(c["test_top1_mean"], 4)))
     report = Report(title="larq_bnas run: search, train, deploy", key_figures=key)
 
     # --- search -----------------------------------------------------------------------
@@ -74,6 +197,7 @@ def build_report(pipeline: Pipeline) -> Report:
                 f"{o.search_input_size}x{o.search_input_size}; genotypes derived with gamma "
                 + ", ".join(f"{g:g}" for g in o.gammas)
                 + " (Zeroise's weight divided by gamma).",
+                _search_schedule(search.get("options", {})),
             ],
         )
         for picture in sorted((out / "search").glob("cells*.png")):
@@ -93,6 +217,9 @@ def build_report(pipeline: Pipeline) -> Report:
                 ],
             )
         report.sections.append(section)
+        decisive = _decisiveness_section(search)
+        if decisive is not None:
+            report.sections.append(decisive)
         alphas = sorted((out / "search").glob("alpha*.png"))
         if alphas:
             report.sections.append(
@@ -129,12 +256,13 @@ def build_report(pipeline: Pipeline) -> Report:
             )
         )
 
+    if cells:
+        report.sections.append(_cells_section(cells, o))
+
     # --- costs -----------------------------------------------------------------------
     rows = []
-    if train:
-        from larq_bnas.costs import model_costs
-
-        ours = model_costs(pipeline._trained_model()).to_dict()  # noqa: SLF001
+    if train and "costs" in train:
+        ours = train["costs"]
         rows.append(
             [
                 "this run (searched)",

@@ -186,12 +186,20 @@ class Pipeline:
             channels=o.search_channels,
             batch_size=o.search_batch_size,
             input_size=o.search_input_size,
+            arch_learning_rate=o.search_arch_lr,
+            arch_weight_decay=o.search_arch_weight_decay,
+            diversity_tau=o.search_tau,
             gammas=list(o.gammas),
             seed=o.seed,
             resume=self.resume,
             data_dir=o.data_dir,
             verbose=2,
         )
+        for report in result["decisiveness"].values():
+            from larq_bnas.search.derive import format_decisiveness
+
+            for line in format_decisiveness(report):
+                self.log(f"[search] {line}")
         return dict(result)
 
     def genotype_path(self) -> str:
@@ -213,24 +221,34 @@ class Pipeline:
     def _model_options(self) -> dict[str, Any]:
         return {"cells": self.options.cells, "channels": self.options.channels}
 
-    def train(self) -> dict[str, Any]:
+    def _train_cell(self, genotype: str, directory: Path, seed: int) -> dict[str, Any]:
+        """Train ``genotype`` at the run's size, recipe and epochs (one seed)."""
         from larq_bnas.training import train
 
         o = self.options
         return train(
-            self.genotype_path(),
-            output_dir=self.out / "train",
+            genotype,
+            output_dir=directory,
             dataset=o.dataset,
             recipe=o.recipe,
             epochs=o.train_epochs,
             batch_size=o.batch_size,
             input_size=o.input_size,
             options=self._model_options(),
-            seed=o.seed,
+            seed=seed,
             resume=self.resume,
             data_dir=o.data_dir,
             verbose=2,
         )
+
+    def train(self) -> dict[str, Any]:
+        from larq_bnas.costs import model_costs
+
+        result = dict(self._train_cell(self.genotype_path(), self.out / "train", self.options.seed))
+        # The costs the report shows, computed here so the report rebuilds no model.
+        result["costs"] = model_costs(self._trained_model()).to_dict()
+        result["genotype_path"] = self.genotype_path()
+        return result
 
     def _trained_model(self) -> Any:
         from larq_bnas.training import data
@@ -295,16 +313,77 @@ class Pipeline:
     def benchmark(self) -> dict[str, Any]:
         return self._latency(self.out / "deploy")
 
+    def compare_cells(self) -> dict[str, Any]:
+        """The searched cell against random cells and the paper's BNAS-A cell, each
+        stacked to the same network (cells, C) and trained with the same recipe, epochs
+        and seeds: test top-1 and costs per training (``compare/cells/<name>/s<seed>``).
+        The searched cell's first seed is the train stage's training."""
+        from larq_bnas.models.bnas.genotypes import BNAS_CIFAR
+        from larq_bnas.search.derive import random_genotype
+
+        o = self.options
+        root = self.out / "compare" / "cells"
+        genotypes: dict[str, tuple[str, str]] = {}
+        if o.genotype is None and self.result("search") is not None:
+            genotypes["searched"] = (self.genotype_path(), "searched cell")
+        elif o.genotype is not None:
+            genotypes["given"] = (o.genotype, "given cell")
+        layer_set = (self.result("search") or {}).get("options", {}).get("layer_set")
+        for i in range(o.random_cells):
+            g = random_genotype(
+                o.seed + 1000 + i, **({"layer_set": layer_set} if layer_set else {})
+            )
+            saved = g.save(root / f"random{i}.json")
+            genotypes[f"random{i}"] = (str(saved), "random cell (paper node structure)")
+        if o.compare_bnas_a_cell:
+            saved = BNAS_CIFAR.save(root / "bnas-a-cell.json")
+            genotypes["bnas-a cell"] = (str(saved), "the paper's BNAS-A cell (gamma 1)")
+        train_done = self.result("train")
+        rows: dict[str, Any] = {}
+        for name, (path, description) in genotypes.items():
+            runs = []
+            for k in range(o.cell_seeds):
+                seed = o.seed + k
+                if k == 0 and name in ("searched", "given") and train_done is not None:
+                    r = train_done
+                else:
+                    self.log(f"[compare] training the {name} cell, seed {seed}")
+                    directory = root / name.replace(" ", "_") / f"s{seed}"
+                    r = self._train_cell(path, directory, seed)
+                runs.append(
+                    {
+                        "seed": seed,
+                        "test_top1": r["test_top1"],
+                        "ops": r["ops"],
+                        "size_mib": r["size_mib"],
+                        "trainable_params": r.get("trainable_params"),
+                    }
+                )
+            top1 = [r["test_top1"] for r in runs]
+            rows[name] = {
+                "description": description,
+                "genotype": read_json(path),
+                "genotype_path": path,
+                "runs": runs,
+                "test_top1_mean": sum(top1) / len(top1),
+                "test_top1_min": min(top1),
+                "test_top1_max": max(top1),
+                "ops": runs[0]["ops"],
+                "size_mib": runs[0]["size_mib"],
+            }
+        return rows
+
     def compare(self) -> dict[str, Any]:
-        """BNAS-A and MeliusNet22 (random weights, random BatchNorm statistics) at the
-        same input size: costs,
-        conversion, acceleration and latency (accuracy needs training, so none)."""
+        """The cells compared by training (``compare_cells``), then the zoo models
+        (random weights, random BatchNorm statistics) at the same input size: costs,
+        conversion, acceleration and latency (no accuracy: they are not trained here)."""
         from larq_bnas.converters import randomize_batchnorm
         from larq_bnas.costs import model_costs
         from larq_bnas.training import data
         from larq_bnas.zoo.registry import build, find_spec
 
         o = self.options
+        cells = self.compare_cells()
         num_classes = data.info(o.dataset, o.data_dir).num_classes
         out: dict[str, Any] = {}
         for entry in o.compare_models:
@@ -317,7 +396,7 @@ class Pipeline:
                 name,
                 input_shape=(o.input_size, o.input_size, 3),
                 num_classes=num_classes,
-                **options,
+                **dict[str, Any](options),
             )
             # Trained-like BatchNorm statistics: with identical fresh ones TensorFlow
             # merges dilated branches and LCE keeps them float (converters.report).
@@ -327,13 +406,13 @@ class Pipeline:
             deploy = self._deploy(model, directory)
             latency = self._latency(directory)
             out[entry] = {"costs": costs, "deploy": deploy, "latency": latency}
-        return {"models": out}
+        return {"cells": cells, "models": out}
 
     def report(self) -> dict[str, Any]:
         from larq_bnas.document import write_report
         from larq_bnas.pipeline.report import build_report
 
-        md, page = write_report(build_report(self), self.out)
+        md, page = write_report(build_report(self.out, asdict(self.options)), self.out)
         return {"markdown": str(md), "html": str(page)}
 
 

@@ -131,7 +131,7 @@ def derive_genotype(
     reduce = _derive_cell(
         _check_alpha("alpha_reduce", alpha_reduce, layer_set), gamma, layer_set, discard_zeroise
     )
-    return Genotype(normal=normal, reduce=reduce, name=name)
+    return Genotype(normal=tuple(normal), reduce=tuple(reduce), name=name)
 
 
 def row_entropy(alpha: Any) -> np.ndarray:
@@ -176,7 +176,7 @@ def decisiveness(
         alpha = _check_alpha(f"alpha_{kind}", raw, layer_set)
         plain = softmax(alpha)
         scores = adjusted_weights(alpha, gamma, layer_set, discard_zeroise)
-        edges = []
+        edges: list[dict[str, Any]] = []
         for pair, (row, j, k) in enumerate(
             _derived_edges(alpha, gamma, layer_set, discard_zeroise)
         ):
@@ -251,7 +251,7 @@ def random_genotype(
             for j in sorted(rng.choice(node, size=2, replace=False).tolist()):
                 pairs.append((layer_set[int(rng.integers(len(layer_set)))], int(j)))
         cells.append(pairs)
-    return Genotype(normal=cells[0], reduce=cells[1], name=name or f"random{seed}")
+    return Genotype(normal=tuple(cells[0]), reduce=tuple(cells[1]), name=name or f"random{seed}")
 
 
 def format_gamma(gamma: float) -> str:

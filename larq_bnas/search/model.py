@@ -76,7 +76,7 @@ class SearchEpoch(tf.keras.callbacks.Callback):
         self.epochs = int(epochs)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        model: SearchModel = self.model  # type: ignore[assignment]
+        model: SearchModel = self.model
         model.search_epoch.assign(float(epoch))
         model.optimizer.learning_rate.assign(
             cosine_lr(epoch, self.epochs, model.weight_lr, model.weight_lr_min)
@@ -132,7 +132,7 @@ class SearchModel(Supernet):
         self.div_weight_tracker = tf.keras.metrics.Mean(name="div_weight")
 
     # --- setup -------------------------------------------------------------------------
-    def compile(  # type: ignore[override]
+    def compile(
         self,
         optimizer: tf.keras.optimizers.Optimizer | None = None,
         arch_optimizer: tf.keras.optimizers.Optimizer | None = None,
@@ -240,6 +240,7 @@ class SearchModel(Supernet):
         arch_grads = [
             g + self.arch_weight_decay * a for g, a in zip(arch_grads, alphas, strict=True)
         ]
+        assert self.arch_optimizer is not None, "compile() first"
         self.arch_optimizer.apply_gradients(zip(arch_grads, alphas, strict=True))
         self.arch_loss_tracker.update_state(arch_loss)
         self.arch_ce_tracker.update_state(ce)

@@ -343,6 +343,7 @@ class FusedEdges(tf.keras.layers.Layer):
             outs[m] = value if outs[m] is None else outs[m] + value
 
         if self.conv_names:
+            assert self.bn is not None
             xq = lq.quantizers.ste_sign(self.bn(inputs, training=training), clip_value=1.0)
             full: dict[tuple[int, int], tf.Tensor] = {}
             sub: dict[tuple[int, int], tf.Tensor] = {}
@@ -377,7 +378,7 @@ class FusedEdges(tf.keras.layers.Layer):
             w = tf.unstack(columns[self.column[name]]) if n > 1 else [columns[self.column[name]][0]]
             for m, layer in enumerate(layers):
                 add(m, w[m] * layer(inputs, training=training))
-        return outs  # type: ignore[return-value]
+        return outs
 
 
 class SearchCell(tf.keras.layers.Layer):

@@ -18,7 +18,9 @@ Studies (``STUDIES``):
 - ``naive-vs-melius``: MeliusNet supplement section 2, the naive Dense + Residual network
   against MeliusNet at matched OPs;
 - ``optimizers``: MeliusNet supplement section 3, Adam / RAdam / SGD and the sign flips of
-  the binary weights per epoch.
+  the binary weights per epoch;
+- ``search-dynamics``: BNAS eq. 4 and 5, the search with lambda 1 vs 0 (entropy and
+  alphas over the epochs) and its cells derived with gamma 1 vs 3 (share of Zeroise).
 
 This package does not import TensorFlow until a study runs.
 """
@@ -47,6 +49,7 @@ STUDIES: dict[str, str] = {
     "ablations": "larq_bnas.studies.ablations",
     "naive-vs-melius": "larq_bnas.studies.naive_vs_melius",
     "optimizers": "larq_bnas.studies.optimizers",
+    "search-dynamics": "larq_bnas.studies.search_dynamics",
 }
 
 
