@@ -4,6 +4,8 @@ where they cannot run."""
 
 from __future__ import annotations
 
+import os
+
 import larq as lq
 import numpy as np
 import pytest
@@ -95,26 +97,137 @@ def _inputs(model, n=2, seed=0):
     return x
 
 
+ISAS = ["avx512", "avx2", "scalar"]
+
+
+def _skip_unless_cpu_runs(isa):
+    if isa not in native.cpu_isas():
+        pytest.skip(f"this CPU cannot run the {isa} kernels")
+
+
+@pytest.fixture(scope="module")
+def flatbuffers():
+    """Each case's model, flatbuffer and 4 inputs, converted once per module."""
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            model = _model(**CASES[case])
+            flatbuffer = converters.convert(model)
+            x = _inputs(model, n=4)
+            expected = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference")
+            cache[case] = (model, flatbuffer, x, expected.predict(x))
+        return cache[case]
+
+    return get
+
+
 @needs_compiler
-@pytest.mark.parametrize("variant", ["native", "portable"])
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_agrees_with_lce_reference_kernel(case, variant):
-    model = _model(**CASES[case])
-    flatbuffer = converters.convert(model)
-    x = _inputs(model)
-    expected = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference").predict(x)
-    interpreter = native.NativeInterpreter(flatbuffer, num_threads=2, variant=variant)
+def test_agrees_with_lce_reference_kernel(case, isa, flatbuffers):
+    """Every instruction-set path, on a batch of 4 in one invoke, equals LCE's reference
+    kernel within 3e-4 (float rounding of the output transform; |outputs| reach a few
+    hundred)."""
+    _skip_unless_cpu_runs(isa)
+    _, flatbuffer, x, expected = flatbuffers(case)
+    interpreter = native.NativeInterpreter(flatbuffer, num_threads=2, isa=isa)
+    assert interpreter.isa == isa
     got = interpreter.predict(x)
     lce_ops = sum(op.name in converters.LCE_OPS for op in converters.read(flatbuffer).ops)
     assert interpreter.claimed == lce_ops > 0
-    assert got.shape == expected.shape
-    # float rounding of the output transform only (|outputs| reach a few hundred)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * 300)
+    assert got.shape == expected.shape and got.shape[0] == 4
+    assert interpreter.input_shapes[0][0] == 4  # one invoke for the whole batch
+    np.testing.assert_allclose(got, expected, rtol=0, atol=3e-4)
     if case == "bnas-neighbours-fused":
         assert interpreter.fused >= 3  # ReLU, and the BatchNorm's MUL and ADD
-        unfused = native.NativeInterpreter(flatbuffer, num_threads=1, fuse=False, variant=variant)
+        unfused = native.NativeInterpreter(flatbuffer, num_threads=1, fuse=False, isa=isa)
         assert unfused.fused == 0
-        np.testing.assert_allclose(unfused.predict(x), got, rtol=0, atol=1e-6 * 300)
+        np.testing.assert_allclose(unfused.predict(x), got, rtol=0, atol=3e-4)
+
+
+@needs_compiler
+def test_batch_resize_both_ways_and_bad_shapes_fail_cleanly(flatbuffers):
+    _, flatbuffer, x, expected = flatbuffers("bitpacked-output-stride-2")
+    interpreter = native.NativeInterpreter(flatbuffer, num_threads=2)
+    for batch in (4, 1, 3, 4):
+        got = interpreter.predict(x[:batch])
+        assert got.shape[0] == batch
+        np.testing.assert_allclose(got, expected[:batch], rtol=0, atol=3e-4)
+    with pytest.raises(ValueError, match=r"does not fit the model's input \(batch, 9, 11, 40\)"):
+        interpreter.predict(x[:, :5])
+    # A VALID 3x3 conv cannot take a 2x2 input: Prepare names the op and the sizes.
+    _, valid, _, _ = flatbuffers("3x3-valid-odd-channels")
+    small = native.NativeInterpreter(valid, num_threads=1)
+    raw = small.interpreter
+    raw.resize_tensor_input(raw.get_input_details()[0]["index"], [1, 2, 2, 64])
+    with pytest.raises(RuntimeError, match=r"LceBconv2d \(node \d+\): input of 2x2 is smaller"):
+        raw.allocate_tensors()
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_threaded_path_agrees_with_reference(threads, monkeypatch):
+    """With the work threshold at 0 every op is split across the pool (a bigger map,
+    so that there are many rows to share)."""
+    monkeypatch.setenv("LARQ_BNAS_NATIVE_MIN_WORK", "0")
+    monkeypatch.setenv("LARQ_BNAS_NATIVE_SPIN", "10")  # waiters block almost at once
+    x = inputs = tf.keras.Input((24, 24, 64))
+    x = _qconv(64, pad_values=0.0)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.BatchNormalization()(_qconv(96, strides=2)(x))
+    model = converters.randomize_batchnorm(tf.keras.Model(inputs, x), seed=4)
+    flatbuffer = converters.convert(model)
+    xs = np.random.RandomState(2).randn(3, 24, 24, 64).astype(np.float32)
+    expected = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference").predict(xs)
+    for isa in ("avx2", native.cpu_isas()[0]):
+        got = native.NativeInterpreter(flatbuffer, num_threads=threads, isa=isa).predict(xs)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=3e-4)
+
+
+@needs_compiler
+def test_isa_is_forced_by_environment_and_checked(monkeypatch, flatbuffers):
+    _, flatbuffer, _, _ = flatbuffers("one-padding")
+    monkeypatch.setenv(native.ISA_ENV, "avx2")
+    if "avx2" in native.cpu_isas():
+        assert native.NativeInterpreter(flatbuffer).isa == "avx2"
+    monkeypatch.setenv(native.ISA_ENV, "scalar")
+    assert native.NativeInterpreter(flatbuffer).isa == "scalar"
+    monkeypatch.setenv(native.ISA_ENV, "sse9")
+    with pytest.raises(ValueError, match="Unknown \\$LARQ_BNAS_NATIVE_ISA 'sse9'; valid"):
+        native.NativeInterpreter(flatbuffer)
+    monkeypatch.delenv(native.ISA_ENV)
+    assert native.NativeInterpreter(flatbuffer).isa == native.cpu_isas()[0]
+    assert native.features() == native.cpu_isas()[0]
+
+
+@needs_compiler
+def test_abi_check_compares_every_tensor(flatbuffers, monkeypatch):
+    _, flatbuffer, _, _ = flatbuffers("bnas-neighbours-fused")
+    interpreter = native.NativeInterpreter(flatbuffer)
+    assert (
+        native.abi_mismatch(interpreter._lib, interpreter._pointer, interpreter.interpreter) is None
+    )
+
+    class Shifted:  # a layout that reads the neighbouring tensor: what a wrong struct does
+        def lce_native_tensor_info(self, pointer, index):
+            return interpreter._lib.lce_native_tensor_info(pointer, index + 1 if index >= 0 else -1)
+
+    reason = native.abi_mismatch(Shifted(), interpreter._pointer, interpreter.interpreter)
+    assert reason is not None and reason.startswith("tensor 0:")
+    monkeypatch.setattr(native, "abi_mismatch", lambda *args: "tensor 3: shape [1] vs [2]")
+    with pytest.raises(native.NativeUnavailable, match="do not match the running TensorFlow Lite"):
+        native.NativeInterpreter(flatbuffer)
+    timings = runtime.benchmark(
+        flatbuffer,
+        threads=1,
+        warmup=0,
+        repeats=1,
+        kernels=["native", "indirect_bgemm"],
+        remember=False,
+    )
+    assert "do not match" in timings["kernels"]["native"]["error"]
+    assert timings["best_kernel"] == "indirect_bgemm"
 
 
 @needs_compiler
@@ -140,17 +253,41 @@ def test_model_outputs_are_never_folded_away():
 
 
 @needs_compiler
-def test_build_is_cached_and_variants_are_separate(tmp_path, monkeypatch):
-    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path)
+def test_build_is_cached_private_and_never_deletes_other_builds(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "native")
+    other = tmp_path / "native" / "lce_native-native-0000000000000000.so"
+    other.parent.mkdir(mode=0o700)
+    other.write_bytes(b"another process may have this loaded")
+    other.chmod(0o700)
     first = native.build()
     stamp = first.stat().st_mtime_ns
     assert native.build() == first and first.stat().st_mtime_ns == stamp
-    portable = native.build("portable")
-    assert portable != first and first.exists() and portable.exists()
-    assert native.features("portable") == "portable"
-    assert native.features() in ("avx512-vpopcntdq", "portable")
-    with pytest.raises(ValueError, match="valid variants are: native, portable"):
+    assert other.exists()  # a library of other sources is left alone
+    assert first.stat().st_mode & 0o077 == 0
+    assert not list(first.parent.glob(".lce_native-*"))  # no temporary left behind
+    with pytest.raises(ValueError, match="valid variants are: native, sanitize"):
         native.build("fast")
+
+
+def test_unsafe_cache_directories_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "shared" / "native")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o777)
+    with pytest.raises(native.NativeUnavailable, match="writable by others .*chmod go-w"):
+        native.build()
+    (tmp_path / "shared").chmod(0o755)
+    if os.getuid() == 0:  # only root can give a directory away
+        foreign = tmp_path / "foreign"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+        monkeypatch.setattr(native, "cache_dir", lambda: foreign / "native")
+        with pytest.raises(native.NativeUnavailable, match="owned by uid 65534, not by you"):
+            native.build()
+    # A cache path that cannot be created (a file where a directory should be).
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "file" / "native")
+    with pytest.raises(native.NativeUnavailable, match="Cannot create the native kernels' cache"):
+        native.build()
 
 
 def test_no_compiler_is_a_clear_error_and_other_kernels_remain(tmp_path, monkeypatch):
@@ -200,4 +337,8 @@ def test_predictor_and_verify_run_on_native(tmp_path, monkeypatch):
     timing = runtime.benchmark(
         flatbuffer, threads=1, warmup=1, repeats=3, kernels=["native", "reference"]
     )
-    assert timing["kernels"]["native"]["median_ms"] > 0
+    entry = timing["kernels"]["native"]
+    assert entry["agrees"] is True and entry["max_abs_diff"] < 3e-4
+    assert timing["kernels"]["reference"]["max_abs_diff"] == 0.0
+    fastest = min(timing["kernels"], key=lambda k: timing["kernels"][k]["median_ms"])
+    assert timing["best_kernel"] == fastest and timing["disagreeing"] == []

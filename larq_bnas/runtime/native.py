@@ -349,7 +349,6 @@ class NativeInterpreter:
         variant: str = "native",
         isa: str | None = None,
     ) -> None:
-        import tensorflow as tf
 
         isa = resolve_isa(isa)
         reason = unsupported(flatbuffer)
@@ -364,36 +363,68 @@ class NativeInterpreter:
                 + ")"
             )
         self._flatbuffer = bytes(flatbuffer)  # the interpreter keeps pointers into it
-        options = {
+        self._path = path
+        self._options = {
             "num_threads": str(int(num_threads)),
             "fuse": "1" if fuse else "0",
             "isa": isa,
             "protect": ",".join(str(t) for t in _output_tensors(self._flatbuffer)),
         }
-        self.delegate = tf.lite.experimental.load_delegate(path, options=options)
-        self.interpreter = tf.lite.Interpreter(
+        self._num_threads = int(num_threads)
+        self._lce_ops = sum(1 for op in _ops(self._flatbuffer) if op.startswith("Lce"))
+        #: batch size -> (delegate, interpreter): TFLite 2.16 cannot re-apply two delegates
+        #: (ours and its default XNNPACK) a second time after input resizes, so each batch
+        #: size gets an interpreter of its own, resized once before allocation.
+        self._by_batch: dict[int, tuple[Any, Any]] = {}
+        self._use(self._open(None))
+
+    def _open(self, batch: int | None) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        delegate = tf.lite.experimental.load_delegate(self._path, options=self._options)
+        interpreter = tf.lite.Interpreter(
             model_content=self._flatbuffer,
-            experimental_delegates=[self.delegate],
-            num_threads=int(num_threads),
+            experimental_delegates=[delegate],
+            num_threads=self._num_threads,
         )
-        lce_ops = sum(1 for op in _ops(self._flatbuffer) if op.startswith("Lce"))
         try:
-            self.interpreter.allocate_tensors()
+            if batch is not None:
+                detail = interpreter.get_input_details()[0]
+                shape = [batch, *(int(v) for v in detail["shape"][1:])]
+                try:
+                    interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+                except (RuntimeError, ValueError) as err:
+                    raise ValueError(
+                        f"The model cannot run a batch of {batch}: " + _first_native_error(str(err))
+                    ) from err
+            interpreter.allocate_tensors()
         except RuntimeError as err:
+            message = _first_native_error(str(err))
+            if batch is not None:
+                raise ValueError(f"The model cannot run a batch of {batch}: {message}") from err
+            raise NativeUnavailable(f"The native kernels refused this model: {message}") from err
+        pointer = delegate._get_native_delegate_pointer()
+        claimed = int(self._lib.lce_native_claimed(pointer))
+        if claimed != self._lce_ops:
             raise NativeUnavailable(
-                "The native kernels refused this model: " + _first_native_error(str(err))
-            ) from err
-        if self.claimed != lce_ops:
-            raise NativeUnavailable(
-                f"The native kernels took {self.claimed} of {lce_ops} LCE ops: "
-                + self._lib.lce_native_error(self._pointer).decode()
+                f"The native kernels took {claimed} of {self._lce_ops} LCE ops: "
+                + self._lib.lce_native_error(pointer).decode()
             )
-        mismatch = abi_mismatch(self._lib, self._pointer, self.interpreter)
+        mismatch = abi_mismatch(self._lib, pointer, interpreter)
         if mismatch is not None:
             raise NativeUnavailable(
                 "The native kernels' TFLite structs do not match the running TensorFlow "
                 f"Lite {tf.__version__} ({mismatch}); use an LCE kernel choice"
             )
+        key = int(interpreter.get_input_details()[0]["shape"][0])
+        if len(self._by_batch) >= 2:  # keep the model's own batch size and the last one
+            for old in list(self._by_batch)[1:]:
+                del self._by_batch[old]
+        self._by_batch[key] = (delegate, interpreter)
+        return delegate, interpreter
+
+    def _use(self, pair: tuple[Any, Any]) -> None:
+        self.delegate, self.interpreter = pair
         self._inputs = self.interpreter.get_input_details()
         self._outputs = self.interpreter.get_output_details()
 
@@ -458,24 +489,13 @@ class NativeInterpreter:
         return _quantization(self._outputs, 1, int)
 
     def resize(self, batch: int) -> None:
-        """Resize the input to ``batch`` samples (outputs follow in the kernels' Prepare).
-        A shape the model cannot take raises ``ValueError`` naming it."""
-        shape = list(self._inputs[0]["shape"])
+        """Make the input ``batch`` samples (the kernels resize their outputs). A shape
+        the model cannot take raises ``ValueError`` naming it."""
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
-        if shape[0] == batch:
+        if int(self._inputs[0]["shape"][0]) == batch:
             return
-        shape[0] = batch
-        try:
-            self.interpreter.resize_tensor_input(self._inputs[0]["index"], shape, strict=False)
-            self.interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(
-                f"The model cannot run a batch of {batch} (input shape {shape}): "
-                + _first_native_error(str(err))
-            ) from err
-        self._inputs = self.interpreter.get_input_details()
-        self._outputs = self.interpreter.get_output_details()
+        self._use(self._by_batch.get(batch) or self._open(batch))
 
     def invoke_one(self, x: np.ndarray) -> np.ndarray:
         """Run one sample (with its batch axis of 1) and return the first output."""

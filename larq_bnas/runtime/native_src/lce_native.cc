@@ -1294,6 +1294,8 @@ bool Supported(TfLiteContext* c, const TfLiteNode* node, const std::string& name
 TfLiteStatus DelegatePrepare(TfLiteContext* c, TfLiteDelegate* base) {
   auto* d = static_cast<Delegate*>(base->data_);
   d->context = c;
+  d->claimed = d->fused = 0;  // TFLite re-applies the delegate after some input resizes
+  d->error.clear();
   int threads = d->threads > 0 ? d->threads : c->recommended_num_threads;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (d->pool == nullptr || d->pool->size() != threads) {

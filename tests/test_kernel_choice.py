@@ -1,0 +1,143 @@
+"""Kernel choice: correct before fast.
+
+LCE's optimized binary-conv kernels (``default`` = bgemm, ``indirect_bgemm``) have a known
+upstream defect: their zero-padding correction assumes the (dilated) filter is smaller
+than the input, and skips the correction when a window sticks out on both sides. The
+smallest model that shows it is a single zero-padded 3x3 binary conv on a 2x2 input
+(docs/readme/deployment.md). These tests assert that we detect it and never choose
+those kernels for such a model; and that the kernel cache survives concurrent writers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from larq_bnas import converters, runtime
+from larq_bnas.runtime import interpreters, native
+
+
+def defect_model(size: int = 2, channels: int = 2, filters: int = 1) -> tf.keras.Model:
+    """The smallest reproduction: a zero-padded 3x3 binary conv on a ``size`` x ``size``
+    input (LCE's reference kernel needs an even number of input channels)."""
+    x = inputs = tf.keras.Input((size, size, channels))
+    x = lq.layers.QuantConv2D(
+        filters,
+        3,
+        padding="same",
+        pad_values=0.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+    )(x)
+    return tf.keras.Model(inputs, x)
+
+
+@pytest.fixture(scope="module")
+def defect():
+    model = defect_model()
+    return {"model": model, "lce": converters.convert(model)}
+
+
+def test_upstream_zero_padding_defect_is_detected(defect):
+    """Known upstream defect (LCE 0.16, zero_padding_correction.h): if this test starts
+    failing on `default`/`indirect_bgemm` agreeing, LCE has fixed it."""
+    verdicts = runtime.agreement(defect["lce"], ["reference", "default", "indirect_bgemm"])
+    assert verdicts["reference"] == {"max_abs_diff": 0.0, "agrees": True}
+    for name in ("default", "indirect_bgemm"):
+        assert verdicts[name]["agrees"] is False
+        assert verdicts[name]["max_abs_diff"] >= 2.0  # one missing +-1 correction, doubled
+    # At 4x4 the same conv is right on every kernel: the defect needs input < filter.
+    bigger = converters.convert(defect_model(size=4))
+    assert all(v["agrees"] for v in runtime.agreement(bigger).values() if "error" not in v)
+
+
+def test_verify_blames_the_kernel_not_the_flatbuffer(defect):
+    result = converters.verify(defect["model"], defect["lce"], n=3, threads=1)
+    assert result["flatbuffer_ok"] is True and result["kernel"] == "reference"
+    assert result["max_abs_diff"] == 0.0
+    assert {"default", "indirect_bgemm"} <= set(result["wrong_kernels"])
+    assert "native" not in result["wrong_kernels"] or "error" in result["kernels"]["native"]
+    assert "this machine's" in result["verdict"] and "at fault" in result["verdict"]
+    for name in ("reference", "default", "indirect_bgemm", "native"):
+        assert name in result["kernels"]  # every kernel it ran is reported
+
+
+def test_benchmark_never_marks_a_disagreeing_kernel_fastest(defect, kernel_cache):
+    timings = runtime.benchmark(
+        defect["lce"],
+        threads=1,
+        warmup=0,
+        repeats=2,
+        kernels=["default", "indirect_bgemm", "reference"],
+    )
+    assert timings["disagreeing"] == ["default", "indirect_bgemm"]
+    assert timings["best_kernel"] == "reference"
+    for name in ("default", "indirect_bgemm"):
+        entry = timings["kernels"][name]
+        assert entry["agrees"] is False and entry["median_ms"] > 0
+    cache = json.loads(kernel_cache.read_text())
+    (entry,) = cache.values()
+    assert entry["kernel"] == "reference" and entry["agreement"]["default"] is False
+    # Only optimized choices that all disagree: none is fastest, nothing is remembered.
+    kernel_cache.unlink()
+    only_wrong = runtime.benchmark(
+        defect["lce"], threads=1, warmup=0, repeats=1, kernels=["default", "indirect_bgemm"]
+    )
+    assert only_wrong["best_kernel"] is None and not kernel_cache.exists()
+
+
+def test_predictor_auto_without_native_avoids_the_wrong_kernels(defect, kernel_cache, monkeypatch):
+    monkeypatch.setattr(native, "find_compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match="default skipped: its outputs differ"):
+        predictor = runtime.Predictor(defect["lce"], threads=1)
+    assert predictor.kernel == "reference" and predictor.kernel_source == "measured"
+    assert any("native skipped: No C++ compiler" in note for note in predictor.notes)
+    x = np.random.RandomState(5).randn(3, 2, 2, 2).astype(np.float32)
+    np.testing.assert_allclose(
+        predictor.predict(x), defect["model"](x, training=False).numpy(), atol=1e-5
+    )
+
+
+def test_unwritable_cache_falls_back_and_says_why(defect, tmp_path, monkeypatch):
+    """A cache path that cannot be created (a file stands where the directory should):
+    no native build, no remembered choice, and the Predictor still runs a correct kernel."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("LARQ_BNAS_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(RuntimeWarning) as caught:
+        predictor = runtime.Predictor(defect["lce"], threads=1)
+    notes = " | ".join(predictor.notes)
+    assert "native skipped: Cannot create the native kernels' cache" in notes
+    assert "choice not remembered: the kernel cache" in notes
+    assert predictor.kernel in ("reference", "native") and predictor.kernel != "default"
+    assert len(caught) >= 2
+
+
+def _write_entries(args: tuple[str, int, int]) -> None:
+    path, worker, count = args
+    from pathlib import Path
+
+    interpreters.kernel_cache_path = lambda: Path(path)  # type: ignore[assignment]
+    for i in range(count):
+        interpreters.update_kernel_cache(
+            lambda cache, i=i: cache.__setitem__(f"w{worker}-{i}", {"kernel": "reference"})
+        )
+
+
+def test_kernel_cache_updates_are_locked(tmp_path):
+    """Two processes updating the cache at once lose nothing (fcntl lock around the
+    read-modify-write)."""
+    path = tmp_path / "lce_kernels.json"
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        pool.map(_write_entries, [(str(path), 0, 40), (str(path), 1, 40)])
+    cache = json.loads(path.read_text())
+    assert len(cache) == 80
+    assert {f"w{w}-{i}" for w in (0, 1) for i in range(40)} == set(cache)
