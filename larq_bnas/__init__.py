@@ -51,6 +51,11 @@ _route_imported_tensorflow_to_legacy_keras()
 from larq_bnas import _deprecated  # noqa: E402
 
 _deprecated.install()
+
+# tf.keras.models.load_model registers our layers first (without importing TF here).
+from larq_bnas import _keras_registration  # noqa: E402
+
+_keras_registration.install()
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise
 
 __version__ = "0.1.0"

@@ -178,17 +178,21 @@ def bnas_network(
     float_kernels = binop_float_kernels(config) if config.reference_binop else {}
 
     def stem_conv(filters: int, name: str, x: tf.Tensor) -> tf.Tensor:
-        # A 3x3 stride-2 conv; PyTorch pads 1 on each side, TensorFlow's "same" only after.
-        if config.torch_padding:
-            x = tf.keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        return tf.keras.layers.Conv2D(
-            filters,
-            3,
-            strides=2,
-            padding="valid" if config.torch_padding else "same",
-            use_bias=False,
-            name=name,
+        # A 3x3 stride-2 conv; PyTorch pads 1 on each side, TensorFlow's "same" pads an
+        # even size only after it. With torch_padding an even size is padded to odd (where
+        # "same" is symmetric) and the extra output row/column dropped, as in the binary
+        # ops. (ZeroPadding2D(1) + a "valid" conv computes the same in Keras, but LCE 0.16
+        # converts that pair wrongly.)
+        extra = [int(d is not None and d % 2 == 0) for d in x.shape[1:3]]
+        pad = config.torch_padding and any(extra)
+        if pad:
+            x = tf.keras.layers.ZeroPadding2D(((0, extra[0]), (0, extra[1])), name=f"{name}_pad")(x)
+        x = tf.keras.layers.Conv2D(
+            filters, 3, strides=2, padding="same", use_bias=False, name=name
         )(x)
+        if pad:
+            x = tf.keras.layers.Cropping2D(((0, extra[0]), (0, extra[1])), name=f"{name}_crop")(x)
+        return x
 
     if config.stem == "cifar":
         x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
