@@ -5,44 +5,84 @@ from __future__ import annotations
 import click
 
 from larq_bnas.cli._common import echo_json
+from larq_bnas.search.scales import SEARCH_SCALES
 
 _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
+class _Gamma(click.ParamType):
+    """A transferability gamma: a number > 0 (the error names it and what is valid)."""
+
+    name = "gamma"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            gamma = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"gamma {value!r} is not a number; gamma must be a number > 0", param, ctx)
+        if not gamma > 0:
+            self.fail(
+                f"gamma {value} is not valid: gamma (Zeroise's weight is divided by it) must "
+                "be > 0, e.g. 1 (CIFAR cell) or 3 (ImageNet cell)",
+                param,
+                ctx,
+            )
+        return gamma
+
+
 @click.command()
 @click.option(
-    "--dataset",
-    default="digits",
+    "--scale",
+    type=click.Choice(list(SEARCH_SCALES)),
+    default="toy",
     show_default=True,
-    help="digits (embedded), a tfds name (cifar10, ...) or folder:PATH.",
+    help="Preset: toy (digits, 5 cells, C 8, batch 16, 6 epochs, arch lr 5e-2, no alpha "
+    "decay: minutes, moves the alphas) or paper (cifar10, 8 cells, C 16, batch 64, 50 "
+    "epochs, arch lr 3e-4, alpha decay 1e-3: the paper's settings). Options given "
+    "explicitly override the preset.",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="digits (embedded), a tfds name (cifar10, ...) or folder:PATH [preset].",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Search epochs (the cosine schedule spans them).",
+    default=None,
+    help="Search epochs (the cosine schedule and tau scale with them) [preset].",
 )
 @click.option(
     "--cells",
     type=click.IntRange(min=3),
-    default=8,
-    show_default=True,
-    help="Cells of the supernet (reductions at cells//3 and 2*cells//3).",
+    default=None,
+    help="Cells of the supernet (reductions at cells//3 and 2*cells//3) [preset].",
 )
 @click.option(
     "--channels",
     type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Initial channels C of the supernet.",
+    default=None,
+    help="Initial channels C of the supernet [preset].",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Images per batch of each half (weights / architecture).",
+    default=None,
+    help="Images per batch of each half (weights / architecture) [preset].",
+)
+@click.option(
+    "--arch-lr",
+    type=_POSITIVE,
+    default=None,
+    help="Adam learning rate of the architecture parameters [preset; paper 3e-4].",
+)
+@click.option(
+    "--arch-weight-decay",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="L2 on the architecture parameters [preset; paper 1e-3].",
 )
 @click.option(
     "--input-size",
@@ -53,7 +93,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--gamma",
     "gammas",
-    type=_POSITIVE,
+    type=_Gamma(),
     multiple=True,
     help="Transferability gamma to derive a genotype for (repeatable; default: 1 and 3).",
 )
@@ -65,11 +105,13 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     help="Diversity regularizer weight (0 turns it off).",
 )
 @click.option(
+    "--tau",
     "--diversity-tau",
+    "diversity_tau",
     type=_POSITIVE,
-    default=7.7,
-    show_default=True,
-    help="Diversity regularizer decay in epochs.",
+    default=None,
+    help="Diversity regularizer decay in epochs (default: epochs * 7.7 / 50, the paper's "
+    "7.7 of 50 epochs scaled to the search).",
 )
 @click.option(
     "--layer-set",
@@ -111,15 +153,18 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     help="Compile the search step with XLA (slower on CPU, see the docs).",
 )
 def search(
-    dataset: str,
-    epochs: int,
-    cells: int,
-    channels: int,
-    batch_size: int,
+    scale: str,
+    dataset: str | None,
+    epochs: int | None,
+    cells: int | None,
+    channels: int | None,
+    batch_size: int | None,
+    arch_lr: float | None,
+    arch_weight_decay: float | None,
     input_size: int | None,
     gammas: tuple[float, ...],
     diversity_lambda: float,
-    diversity_tau: float,
+    diversity_tau: float | None,
     layer_set: str,
     discard_zeroise: bool,
     output: str,
@@ -137,21 +182,32 @@ def search(
     alphas_final.json, cells_gamma{G}.png, alphas.png, results.json and a checkpoint
     each epoch into --output; --resume continues a stopped search (also with more epochs).
 
+    Prints, per gamma and cell type, how decisive the search was: the chosen ops' mean
+    softmax weight (uniform 1/7), the entropy, and a warning when the margins are within
+    the initialisation noise.
+
     \b
     Examples:
-      larq_bnas search --epochs 2 --cells 5 --channels 8 -o runs/search
-      larq_bnas search --dataset cifar10 --epochs 50 --gamma 1 --gamma 3 -o runs/cifar
+      larq_bnas search -o runs/search                       # toy: digits, minutes
+      larq_bnas search --scale paper --data-dir DIR -o runs/cifar
+      larq_bnas search --epochs 2 --tau 7.7 --diversity-lambda 0 -o runs/nodiv
       larq_bnas train runs/search/genotype_gamma1.json --cells 8 --channels 16 -o runs/t
     """
     from larq_bnas.search import run_search
+    from larq_bnas.search.derive import format_decisiveness
 
+    preset = SEARCH_SCALES[scale]
     results = run_search(
         output,
-        dataset=dataset,
-        epochs=epochs,
-        cells=cells,
-        channels=channels,
-        batch_size=batch_size,
+        dataset=dataset if dataset is not None else preset["dataset"],
+        epochs=epochs if epochs is not None else preset["epochs"],
+        cells=cells if cells is not None else preset["cells"],
+        channels=channels if channels is not None else preset["channels"],
+        batch_size=batch_size if batch_size is not None else preset["batch_size"],
+        arch_learning_rate=arch_lr if arch_lr is not None else preset["arch_learning_rate"],
+        arch_weight_decay=(
+            arch_weight_decay if arch_weight_decay is not None else preset["arch_weight_decay"]
+        ),
         input_size=input_size,
         layer_set=layer_set,
         gammas=gammas or (1.0, 3.0),
@@ -171,6 +227,9 @@ def search(
     for gamma, genotype in results["genotypes"].items():
         click.echo(f"gamma {gamma}: normal {[tuple(p) for p in genotype['normal']]}")
         click.echo(f"{'':>{len(gamma) + 8}}reduce {[tuple(p) for p in genotype['reduce']]}")
+    for report in results["decisiveness"].values():
+        for line in format_decisiveness(report):
+            click.echo(line, err=line.startswith("WARNING"))
 
 
 @click.command()
@@ -219,9 +278,21 @@ def derive(
       larq_bnas derive runs/search/alphas_final.json --gamma 3 -o imagenet_cell.json
       larq_bnas derive runs/search/alphas.json --epoch 1 --discard-zeroise
     """
-    from larq_bnas.search import derive_from_file
+    from larq_bnas.search import derive_from_file, load_alphas
+    from larq_bnas.search.derive import decisiveness
 
     genotype = derive_from_file(alphas_file, gamma, discard_zeroise, epoch)
+    alphas = load_alphas(alphas_file, epoch)
+    report = decisiveness(
+        alphas["alpha_normal"], alphas["alpha_reduce"], gamma, alphas["layer_set"], discard_zeroise
+    )
+    click.echo(
+        f"chosen_weight_mean normal {report['normal']['chosen_weight_mean']:.3f}, reduce "
+        f"{report['reduce']['chosen_weight_mean']:.3f} (uniform {report['uniform_weight']:.3f})",
+        err=True,
+    )
+    if report["warning"]:
+        click.echo(f"WARNING: {report['warning']}", err=True)
     if plot:
         from larq_bnas.search.plots import plot_genotype
 
