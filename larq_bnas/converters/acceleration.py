@@ -205,6 +205,7 @@ def acceleration_report(
     untrained = untrained_batchnorm(model)
 
     binary, accelerated, not_accelerated, removed = [], [], [], []
+    kept_float: list[dict[str, str]] = []
     binary_layers = 0
     total_bops = accelerated_bops = removed_bops = 0
     weights = 0.0
@@ -214,6 +215,10 @@ def acceleration_report(
         params = sum(int(math.prod(w.shape)) for w in layer.trainable_weights)
         if not is_binary_layer(layer):
             weights += 4 * params
+            # A conv that a model keeps float on purpose says why (e.g. the BNAS
+            # reference's BinOp leaves some convs float in its published weights).
+            if getattr(layer, "kept_float_reason", None):
+                kept_float.append({"layer": path, "reason": layer.kept_float_reason})
             continue
         binary_layers += 1
         kind = type(layer).__name__
@@ -267,6 +272,7 @@ def acceleration_report(
         "accelerated_bops": accelerated_bops,
         "accelerated_bops_share": accelerated_bops / present_bops if present_bops else 1.0,
         "not_accelerated": not_accelerated,
+        "kept_float": kept_float,
         "removed": removed,
         "untrained_batchnorm": untrained,
         "size_bytes": info.size_bytes,
@@ -329,6 +335,8 @@ def format_report(report: dict[str, Any]) -> str:
     )
     for item in report["not_accelerated"]:
         lines.append(f"NOT ACCELERATED       {item['layer']}: {item['reason']}")
+    for item in report.get("kept_float", []):
+        lines.append(f"KEPT FLOAT            {item['layer']}: {item['reason']}")
     if report.get("untrained_batchnorm") and report["not_accelerated"]:
         lines.append(
             "note                  the BatchNorms are untrained (all equal); "

@@ -483,6 +483,8 @@ def assign_state(
                         f"{count} of non-residual convs)"
                     )
                 report.float_convs.append((m.prefix, m.our_name, why))
+                if not hasattr(m.layer, "kept_float_reason"):
+                    m.layer.kept_float_reason = why  # for the acceleration report
             values = [weight.transpose(2, 3, 1, 0), *arrays[1:]]
         m.layer.set_weights(values)
         for n, arr in zip(names, arrays):

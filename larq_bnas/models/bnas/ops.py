@@ -41,6 +41,13 @@ ZEROISE = "none"
 
 _register = tf.keras.utils.register_keras_serializable(package="larq_bnas")
 
+#: Why a ``BinaryConv(binary_kernel=False)`` has a float kernel (shown by the
+#: acceleration report).
+KEPT_FLOAT_REASON = (
+    "kept float by the reference's BinOp (binary input, float kernel: the BNAS reference "
+    "does not binarize this conv, in its published weights too)"
+)
+
 
 def binary_kernel_quantizer() -> lq.quantizers.Quantizer:
     """sign(W) scaled per output channel by mean |W| (XNOR-Net "sign + scale").
@@ -181,6 +188,9 @@ class BinaryConv(tf.keras.layers.Layer):
             binary_kernel=self.binary_kernel,
             name="conv",
         )
+        if not self.binary_kernel:
+            # Read by the acceleration report (larq_bnas.converters.acceleration).
+            self.conv.kept_float_reason = KEPT_FLOAT_REASON
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
