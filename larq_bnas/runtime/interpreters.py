@@ -39,9 +39,11 @@ import numpy as np
 from larq_bnas._cache import cache_root
 from larq_bnas._io import read_json, write_json
 
-#: name -> LCE Interpreter keyword arguments (``native``: larq_bnas's own kernels)
+#: name -> LCE Interpreter keyword arguments (``native``: larq_bnas's own kernels on the
+#: best instruction set of this CPU; ``native-avx2``: the same forced to AVX2)
 KERNELS: dict[str, dict[str, bool]] = {
     "native": {},
+    "native-avx2": {},
     "default": {},
     "indirect_bgemm": {"use_indirect_bgemm": True},
     "reference": {"use_reference_bconv": True},
@@ -162,10 +164,11 @@ def make_interpreter(
     properties)."""
     if kernel not in KERNELS:
         raise ValueError(f"Unknown kernel {kernel!r}; valid kernels are: {', '.join(KERNELS)}")
-    if kernel == "native":
+    if kernel.startswith("native"):
         from larq_bnas.runtime.native import NativeInterpreter
 
-        return NativeInterpreter(_load(source), num_threads=threads)
+        isa = kernel.split("-", 1)[1] if "-" in kernel else None
+        return NativeInterpreter(_load(source), num_threads=threads, isa=isa)
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     return Interpreter(_load(source), num_threads=threads, **KERNELS[kernel])

@@ -98,9 +98,24 @@ struct Flex {
     const uint8_t* p = buf + off;
     switch (width) {
       case 1: *v = p[0]; return true;
-      case 2: { uint16_t x; std::memcpy(&x, p, 2); *v = x; return true; }
-      case 4: { uint32_t x; std::memcpy(&x, p, 4); *v = x; return true; }
-      case 8: { uint64_t x; std::memcpy(&x, p, 8); *v = x; return true; }
+      case 2: {
+        uint16_t x;
+        std::memcpy(&x, p, 2);
+        *v = x;
+        return true;
+      }
+      case 4: {
+        uint32_t x;
+        std::memcpy(&x, p, 4);
+        *v = x;
+        return true;
+      }
+      case 8: {
+        uint64_t x;
+        std::memcpy(&x, p, 8);
+        *v = x;
+        return true;
+      }
       default: return false;
     }
   }
@@ -116,8 +131,16 @@ struct Flex {
   }
   bool F(size_t off, int width, double* v) const {
     if (!Has(off, static_cast<size_t>(width))) return false;
-    if (width == 4) { float x; std::memcpy(&x, buf + off, 4); *v = x; return true; }
-    if (width == 8) { std::memcpy(v, buf + off, 8); return true; }
+    if (width == 4) {
+      float x;
+      std::memcpy(&x, buf + off, 4);
+      *v = x;
+      return true;
+    }
+    if (width == 8) {
+      std::memcpy(v, buf + off, 8);
+      return true;
+    }
     return false;
   }
   // off - (offset stored at off), if it stays inside the buffer.
@@ -187,8 +210,7 @@ int FlexNumber(const uint8_t* buf, size_t len, const char* key, double* out) {
         return 1;
       case 8:  // INDIRECT_FLOAT
         return f.Back(value, w, &target) && f.F(target, child_width, out) ? 1 : -1;
-      default:
-        return -1;
+      default: return -1;
     }
   }
   return 0;
@@ -291,10 +313,10 @@ const char* KindName(Kind kind) {
 
 struct Delegate;
 
-constexpr int kLanes = 16;             // output channels per vector block
-constexpr int kMaxDim = 1 << 24;       // any spatial / channel / batch size above is refused
-constexpr int kMaxKernel = 256;        // filter height / width
-constexpr int kMaxStride = 4096;       // stride and dilation
+constexpr int kLanes = 16;        // output channels per vector block
+constexpr int kMaxDim = 1 << 24;  // any spatial / channel / batch size above is refused
+constexpr int kMaxKernel = 256;   // filter height / width
+constexpr int kMaxStride = 4096;  // stride and dilation
 constexpr int64_t kMaxElements = int64_t{1} << 31;
 constexpr int kBadOption = std::numeric_limits<int>::min();
 
@@ -392,8 +414,8 @@ int Option(const TfLiteNode* node, const char* key, int fallback) {
 // SAME padding's leading pad (TensorFlow's rule).
 int LeadingPad(int in, int out, int k, int stride, int dilation, int padding) {
   if (padding != 0) return 0;
-  const int64_t total = (static_cast<int64_t>(out) - 1) * stride +
-                        (static_cast<int64_t>(k) - 1) * dilation + 1 - in;
+  const int64_t total =
+      (static_cast<int64_t>(out) - 1) * stride + (static_cast<int64_t>(k) - 1) * dilation + 1 - in;
   return total > 0 ? static_cast<int>(total / 2) : 0;
 }
 
@@ -421,7 +443,8 @@ struct Checker {
     return false;
   }
   bool Tensor(int t, const char* role, TfLiteType type, int rank) {
-    if (!ValidTensor(c, t)) return Fail("%s tensor index %d is invalid or has a bad shape", role, t);
+    if (!ValidTensor(c, t))
+      return Fail("%s tensor index %d is invalid or has a bad shape", role, t);
     const TfLiteTensor& x = c->tensors[t];
     if (x.type != type)
       return Fail("%s tensor %d has type %d; expected %d", role, t, static_cast<int>(x.type),
@@ -437,8 +460,8 @@ struct Checker {
     if (x.data == nullptr) return Fail("%s tensor %d is not a constant", role, t);
     const int64_t n = Elements(c, t);
     if (n != elements)
-      return Fail("%s tensor %d has %lld values; expected %lld", role, t,
-                  static_cast<long long>(n), static_cast<long long>(elements));
+      return Fail("%s tensor %d has %lld values; expected %lld", role, t, static_cast<long long>(n),
+                  static_cast<long long>(elements));
     if (x.bytes < static_cast<size_t>(n) * 4)
       return Fail("%s tensor %d holds %zu bytes; expected %lld", role, t, x.bytes,
                   static_cast<long long>(n * 4));
@@ -530,8 +553,10 @@ bool PrepareBconv(Checker& ck) {
   k->kh = Dim(c, k->filter, 1);
   k->kw = Dim(c, k->filter, 2);
   k->words = Dim(c, k->filter, 3);
-  if (N < 1 || H < 1 || Wd < 1) return ck.Fail("input shape [%d, %d, %d, %d] is empty", N, H, Wd, in_words);
-  if (k->cout < 1 || k->words < 1) return ck.Fail("filter has %d outputs of %d words", k->cout, k->words);
+  if (N < 1 || H < 1 || Wd < 1)
+    return ck.Fail("input shape [%d, %d, %d, %d] is empty", N, H, Wd, in_words);
+  if (k->cout < 1 || k->words < 1)
+    return ck.Fail("filter has %d outputs of %d words", k->cout, k->words);
   if (!ck.Range(k->kh, "filter height", 1, kMaxKernel) ||
       !ck.Range(k->kw, "filter width", 1, kMaxKernel))
     return false;
@@ -550,9 +575,10 @@ bool PrepareBconv(Checker& ck) {
   } else {
     k->cin_group = 32 * k->words;
     if (k->channels_in % k->cin_group != 0)
-      return ck.Fail("filter has %d words per position, which neither covers channels_in %d "
-                     "nor divides it into groups of 32-channel words",
-                     k->words, k->channels_in);
+      return ck.Fail(
+          "filter has %d words per position, which neither covers channels_in %d "
+          "nor divides it into groups of 32-channel words",
+          k->words, k->channels_in);
     k->groups = k->channels_in / k->cin_group;
   }
   if (k->cout % k->groups != 0)
@@ -683,16 +709,20 @@ inline void OutputScalar(const Tile& a, int t, const int32_t* acc) {
     if (a.out_float != nullptr) {
       int32_t dot = ktotal - 2 * acc[l];
       if (a.padded_any[t]) {
-        const int32_t* S = k.wsum.data() + (static_cast<size_t>(a.g) * k.blocks + a.b) * kpos * kLanes;
+        const int32_t* S =
+            k.wsum.data() + (static_cast<size_t>(a.g) * k.blocks + a.b) * kpos * kLanes;
         for (int p = 0; p < kpos; ++p)
           if (a.padded[t * kpos + p]) dot -= S[p * kLanes + l];
       }
       dot = std::min(std::max(dot, k.clamp_min), k.clamp_max);
       float y = std::fma(static_cast<float>(dot), k.mult[chan + l], k.add[chan + l]);
       for (const Elementwise& e : k.post) {
-        if (e.op == Elementwise::kRelu) y = std::max(y, 0.0f);
-        else if (e.op == Elementwise::kMul) y *= e.values[oc0 + l];
-        else y += e.values[oc0 + l];
+        if (e.op == Elementwise::kRelu)
+          y = std::max(y, 0.0f);
+        else if (e.op == Elementwise::kMul)
+          y *= e.values[oc0 + l];
+        else
+          y += e.values[oc0 + l];
       }
       a.out_float[pixel * k.cout + oc0 + l] = y;
     } else if (acc[l] > k.thresh[chan + l]) {
@@ -706,7 +736,8 @@ template <int T>
 void TileScalar(const Tile& a) {
   const Kernel& k = *a.k;
   const int kpos = k.kh * k.kw, W = k.words;
-  const uint32_t* F = k.packed.data() + (static_cast<size_t>(a.g) * k.blocks + a.b) * kpos * W * kLanes;
+  const uint32_t* F =
+      k.packed.data() + (static_cast<size_t>(a.g) * k.blocks + a.b) * kpos * W * kLanes;
   int32_t acc[T][kLanes] = {};
   for (int p = 0; p < kpos; ++p) {
     const uint32_t* Fp = F + static_cast<size_t>(p) * W * kLanes;
@@ -749,16 +780,20 @@ LCE_TARGET_AVX512 void TileAvx512(const Tile& a) {
       if (a.padded_any[t]) {
         const int32_t* S = k.wsum.data() + (static_cast<size_t>(a.g) * B + a.b) * kpos * kLanes;
         for (int p = 0; p < kpos; ++p)
-          if (a.padded[t * kpos + p]) dot = _mm512_sub_epi32(dot, _mm512_loadu_si512(S + p * kLanes));
+          if (a.padded[t * kpos + p])
+            dot = _mm512_sub_epi32(dot, _mm512_loadu_si512(S + p * kLanes));
       }
       dot = _mm512_max_epi32(dot, _mm512_set1_epi32(k.clamp_min));
       dot = _mm512_min_epi32(dot, _mm512_set1_epi32(k.clamp_max));
       __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(k.mult.data() + chan),
                                  _mm512_loadu_ps(k.add.data() + chan));
       for (const Elementwise& e : k.post) {
-        if (e.op == Elementwise::kRelu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-        else if (e.op == Elementwise::kMul) y = _mm512_mul_ps(y, _mm512_loadu_ps(e.values.data() + oc0));
-        else y = _mm512_add_ps(y, _mm512_loadu_ps(e.values.data() + oc0));
+        if (e.op == Elementwise::kRelu)
+          y = _mm512_max_ps(y, _mm512_setzero_ps());
+        else if (e.op == Elementwise::kMul)
+          y = _mm512_mul_ps(y, _mm512_loadu_ps(e.values.data() + oc0));
+        else
+          y = _mm512_add_ps(y, _mm512_loadu_ps(e.values.data() + oc0));
       }
       _mm512_mask_storeu_ps(a.out_float + pixel * k.cout + oc0, mask, y);
     } else {
@@ -841,13 +876,16 @@ LCE_TARGET_AVX2 void TileAvx2(const Tile& a) {
         }
         dot = _mm256_max_epi32(dot, _mm256_set1_epi32(k.clamp_min));
         dot = _mm256_min_epi32(dot, _mm256_set1_epi32(k.clamp_max));
-        __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(k.mult.data() + chan + base),
-                                   _mm256_loadu_ps(k.add.data() + chan + base));
+        __m256 y =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(k.mult.data() + chan + base),
+                            _mm256_loadu_ps(k.add.data() + chan + base));
         for (const Elementwise& e : k.post) {
-          if (e.op == Elementwise::kRelu) y = _mm256_max_ps(y, _mm256_setzero_ps());
+          if (e.op == Elementwise::kRelu)
+            y = _mm256_max_ps(y, _mm256_setzero_ps());
           else if (e.op == Elementwise::kMul)
             y = _mm256_mul_ps(y, _mm256_loadu_ps(e.values.data() + oc0 + base));
-          else y = _mm256_add_ps(y, _mm256_loadu_ps(e.values.data() + oc0 + base));
+          else
+            y = _mm256_add_ps(y, _mm256_loadu_ps(e.values.data() + oc0 + base));
         }
         _mm256_maskstore_ps(a.out_float + pixel * k.cout + oc0 + base, mask, y);
       } else {
@@ -881,23 +919,48 @@ void RunTiles(Isa isa, Tile a, int count) {
     const int left = count - t;
 #if LCE_NATIVE_X86
     if (isa == Isa::kAvx512) {
-      if (left >= 8) { TileAvx512<8>(at(t)); t += 8; }
-      else if (left >= 4) { TileAvx512<4>(at(t)); t += 4; }
-      else if (left >= 2) { TileAvx512<2>(at(t)); t += 2; }
-      else { TileAvx512<1>(at(t)); t += 1; }
+      if (left >= 8) {
+        TileAvx512<8>(at(t));
+        t += 8;
+      } else if (left >= 4) {
+        TileAvx512<4>(at(t));
+        t += 4;
+      } else if (left >= 2) {
+        TileAvx512<2>(at(t));
+        t += 2;
+      } else {
+        TileAvx512<1>(at(t));
+        t += 1;
+      }
       continue;
     }
     if (isa == Isa::kAvx2) {
-      if (left >= 4) { TileAvx2<4>(at(t)); t += 4; }
-      else if (left >= 2) { TileAvx2<2>(at(t)); t += 2; }
-      else { TileAvx2<1>(at(t)); t += 1; }
+      if (left >= 4) {
+        TileAvx2<4>(at(t));
+        t += 4;
+      } else if (left >= 2) {
+        TileAvx2<2>(at(t));
+        t += 2;
+      } else {
+        TileAvx2<1>(at(t));
+        t += 1;
+      }
       continue;
     }
 #endif
-    if (left >= 8) { TileScalar<8>(at(t)); t += 8; }
-    else if (left >= 4) { TileScalar<4>(at(t)); t += 4; }
-    else if (left >= 2) { TileScalar<2>(at(t)); t += 2; }
-    else { TileScalar<1>(at(t)); t += 1; }
+    if (left >= 8) {
+      TileScalar<8>(at(t));
+      t += 8;
+    } else if (left >= 4) {
+      TileScalar<4>(at(t));
+      t += 4;
+    } else if (left >= 2) {
+      TileScalar<2>(at(t));
+      t += 2;
+    } else {
+      TileScalar<1>(at(t));
+      t += 1;
+    }
   }
 }
 
@@ -918,38 +981,43 @@ void RunBconv(TfLiteContext* c, const Kernel& k, Pool* pool, Isa isa) {
   const int kpos = k.kh * k.kw;
   const bool zero_pad = k.pad_values == 0;
   const double work = static_cast<double>(N) * Ho * Wo * k.groups * k.blocks * kpos * k.words;
-  pool->Run(N * Ho, [&](int row) {
-    const int n = row / Ho, oh = row % Ho;
-    std::vector<const uint32_t*> rows(static_cast<size_t>(kTile) * kpos);
-    std::vector<char> padded(static_cast<size_t>(kTile) * kpos);
-    bool padded_any[kTile];
-    for (int ow0 = 0; ow0 < Wo; ow0 += kTile) {
-      const int count = std::min(kTile, Wo - ow0);
-      for (int g = 0; g < k.groups; ++g) {
-        for (int t = 0; t < count; ++t) {
-          padded_any[t] = false;
-          for (int i = 0; i < k.kh; ++i)
-            for (int j = 0; j < k.kw; ++j) {
-              const int ih = oh * k.stride_h - pad_t + i * k.dilation_h;
-              const int iw = (ow0 + t) * k.stride_w - pad_l + j * k.dilation_w;
-              const int p = t * kpos + i * k.kw + j;
-              const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < Wd;
-              rows[p] = inside ? in + ((static_cast<int64_t>(n) * H + ih) * Wd + iw) * in_words +
-                                     g * k.words
-                               : k.zeros.data();
-              padded[p] = !inside && zero_pad;
-              padded_any[t] |= padded[p] != 0;
+  pool->Run(
+      N * Ho,
+      [&](int row) {
+        const int n = row / Ho, oh = row % Ho;
+        std::vector<const uint32_t*> rows(static_cast<size_t>(kTile) * kpos);
+        std::vector<char> padded(static_cast<size_t>(kTile) * kpos);
+        bool padded_any[kTile];
+        for (int ow0 = 0; ow0 < Wo; ow0 += kTile) {
+          const int count = std::min(kTile, Wo - ow0);
+          for (int g = 0; g < k.groups; ++g) {
+            for (int t = 0; t < count; ++t) {
+              padded_any[t] = false;
+              for (int i = 0; i < k.kh; ++i)
+                for (int j = 0; j < k.kw; ++j) {
+                  const int ih = oh * k.stride_h - pad_t + i * k.dilation_h;
+                  const int iw = (ow0 + t) * k.stride_w - pad_l + j * k.dilation_w;
+                  const int p = t * kpos + i * k.kw + j;
+                  const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < Wd;
+                  rows[p] = inside
+                                ? in + ((static_cast<int64_t>(n) * H + ih) * Wd + iw) * in_words +
+                                      g * k.words
+                                : k.zeros.data();
+                  padded[p] = !inside && zero_pad;
+                  padded_any[t] |= padded[p] != 0;
+                }
             }
+            Tile a{&k,          g,          0,
+                   rows.data(), padded_any, reinterpret_cast<const bool*>(padded.data()),
+                   out_float,   out_bits,   (static_cast<int64_t>(n) * Ho + oh) * Wo + ow0};
+            for (int b = 0; b < k.blocks; ++b) {
+              a.b = b;
+              RunTiles(isa, a, count);
+            }
+          }
         }
-        Tile a{&k, g, 0, rows.data(), padded_any, reinterpret_cast<const bool*>(padded.data()),
-               out_float, out_bits, (static_cast<int64_t>(n) * Ho + oh) * Wo + ow0};
-        for (int b = 0; b < k.blocks; ++b) {
-          a.b = b;
-          RunTiles(isa, a, count);
-        }
-      }
-    }
-  }, work);
+      },
+      work);
 }
 
 // per_pixel(px) for px in [0, pixels), in chunks of about 4096 channel values per task.
@@ -957,10 +1025,13 @@ template <typename F>
 void ForEachPixel(Pool* pool, int64_t pixels, int channels, double work, const F& per_pixel) {
   const int64_t chunk = std::max<int64_t>(1, 4096 / std::max(1, channels));
   const int tasks = static_cast<int>((pixels + chunk - 1) / chunk);
-  pool->Run(tasks, [&](int task) {
-    const int64_t end = std::min(pixels, (task + 1) * chunk);
-    for (int64_t px = task * chunk; px < end; ++px) per_pixel(px);
-  }, work);
+  pool->Run(
+      tasks,
+      [&](int task) {
+        const int64_t end = std::min(pixels, (task + 1) * chunk);
+        for (int64_t px = task * chunk; px < end; ++px) per_pixel(px);
+      },
+      work);
 }
 
 void QuantizeScalar(const Kernel& k, const float* x, uint32_t* o, int C, int OW) {
@@ -1055,23 +1126,26 @@ void RunBMaxPool(TfLiteContext* c, const Kernel& k, Pool* pool) {
   const int pad_l = LeadingPad(Wd, Wo, k.filter_w, k.stride_w, 1, k.padding);
   const uint32_t* in = static_cast<const uint32_t*>(c->tensors[k.input].data);
   uint32_t* out = static_cast<uint32_t*>(c->tensors[k.output].data);
-  pool->Run(N * Ho, [&](int row) {
-    const int n = row / Ho, oh = row % Ho;
-    for (int ow = 0; ow < Wo; ++ow) {
-      uint32_t* o = out + ((static_cast<int64_t>(n) * Ho + oh) * Wo + ow) * words;
-      for (int w = 0; w < words; ++w) o[w] = 0xFFFFFFFFu;  // max of +-1 = AND of "is -1" bits
-      for (int i = 0; i < k.filter_h; ++i) {
-        const int ih = oh * k.stride_h - pad_t + i;
-        if (ih < 0 || ih >= H) continue;
-        for (int j = 0; j < k.filter_w; ++j) {
-          const int iw = ow * k.stride_w - pad_l + j;
-          if (iw < 0 || iw >= Wd) continue;
-          const uint32_t* x = in + ((static_cast<int64_t>(n) * H + ih) * Wd + iw) * words;
-          for (int w = 0; w < words; ++w) o[w] &= x[w];
+  pool->Run(
+      N * Ho,
+      [&](int row) {
+        const int n = row / Ho, oh = row % Ho;
+        for (int ow = 0; ow < Wo; ++ow) {
+          uint32_t* o = out + ((static_cast<int64_t>(n) * Ho + oh) * Wo + ow) * words;
+          for (int w = 0; w < words; ++w) o[w] = 0xFFFFFFFFu;  // max of +-1 = AND of "is -1" bits
+          for (int i = 0; i < k.filter_h; ++i) {
+            const int ih = oh * k.stride_h - pad_t + i;
+            if (ih < 0 || ih >= H) continue;
+            for (int j = 0; j < k.filter_w; ++j) {
+              const int iw = ow * k.stride_w - pad_l + j;
+              if (iw < 0 || iw >= Wd) continue;
+              const uint32_t* x = in + ((static_cast<int64_t>(n) * H + ih) * Wd + iw) * words;
+              for (int w = 0; w < words; ++w) o[w] &= x[w];
+            }
+          }
         }
-      }
-    }
-  }, static_cast<double>(N) * Ho * Wo * words * k.filter_h * k.filter_w);
+      },
+      static_cast<double>(N) * Ho * Wo * words * k.filter_h * k.filter_w);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1087,8 +1161,8 @@ bool ValidArray(const TfLiteIntArray* a, int min_size) {
 // If `node` is a float RELU, or a MUL / ADD of the tensor `x` and a constant (a scalar or
 // one value per channel), without a fused activation and with the shape of `x`, fill `e`
 // (values padded for vector loads) and return true.
-bool ReadElementwise(TfLiteContext* c, const TfLiteNode* node, const TfLiteRegistration* reg,
-                     int x, Elementwise* e) {
+bool ReadElementwise(TfLiteContext* c, const TfLiteNode* node, const TfLiteRegistration* reg, int x,
+                     Elementwise* e) {
   if (!ValidArray(node->outputs, 1) || node->outputs->size != 1 || !ValidArray(node->inputs, 1))
     return false;
   const int y = node->outputs->data[0];
@@ -1277,9 +1351,12 @@ bool Supported(TfLiteContext* c, const TfLiteNode* node, const std::string& name
     const TfLiteIntArray* a = input ? node->inputs : node->outputs;
     return i < a->size && ValidTensor(c, a->data[i]) ? c->tensors[a->data[i]].type : kTfLiteNoType;
   };
-  if (name == "LceQuantize") return type(0, true) == kTfLiteFloat32 && type(0, false) == kTfLiteInt32;
-  if (name == "LceDequantize") return type(0, true) == kTfLiteInt32 && type(0, false) == kTfLiteFloat32;
-  if (name == "LceBMaxPool2d") return type(0, true) == kTfLiteInt32 && type(0, false) == kTfLiteInt32;
+  if (name == "LceQuantize")
+    return type(0, true) == kTfLiteFloat32 && type(0, false) == kTfLiteInt32;
+  if (name == "LceDequantize")
+    return type(0, true) == kTfLiteInt32 && type(0, false) == kTfLiteFloat32;
+  if (name == "LceBMaxPool2d")
+    return type(0, true) == kTfLiteInt32 && type(0, false) == kTfLiteInt32;
   if (name == "LceBconv2d") {
     if (type(0, true) != kTfLiteInt32 || type(1, true) != kTfLiteInt32) return false;
     const TfLiteType out = type(0, false);

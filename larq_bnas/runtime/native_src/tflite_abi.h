@@ -98,8 +98,8 @@ typedef struct TfLiteContext {
                                TfLiteIntArray* new_size);
   void (*ReportError)(TfLiteContext* context, const char* format, ...);
   TfLiteStatus (*AddTensors)(TfLiteContext* context, int count, int* first_index);
-  TfLiteStatus (*GetNodeAndRegistration)(TfLiteContext* context, int node_index,
-                                         TfLiteNode** node, TfLiteRegistration** registration);
+  TfLiteStatus (*GetNodeAndRegistration)(TfLiteContext* context, int node_index, TfLiteNode** node,
+                                         TfLiteRegistration** registration);
   TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(TfLiteContext* context,
                                                         TfLiteRegistration registration,
                                                         const TfLiteIntArray* nodes,
