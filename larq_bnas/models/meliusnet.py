@@ -43,14 +43,13 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas._keras import global_pool, model_input, source_inputs
+from larq_bnas._keras import batch_norm, global_pool, model_input, source_inputs
 from larq_bnas.config import ConfigError, ModelConfig
 
 _register = tf.keras.utils.register_keras_serializable(package="larq_bnas")
 
 #: The clip value of the authors' sign (gradient cancelled where |x| > 1.3).
 CLIP_VALUE = 1.3
-_BN = dict(momentum=0.9, epsilon=1e-5)
 _INIT = "glorot_normal"
 
 
@@ -173,7 +172,7 @@ class MeliusNetConfig(ModelConfig):
 
 
 def _bn(x: tf.Tensor, name: str) -> tf.Tensor:
-    return tf.keras.layers.BatchNormalization(**_BN, name=name)(x)
+    return batch_norm(name)(x)
 
 
 def binary_conv(x: tf.Tensor, filters: int, pad_values: float, name: str) -> tf.Tensor:

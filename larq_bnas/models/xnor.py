@@ -33,11 +33,9 @@ from typing import Literal
 
 import tensorflow as tf
 
-from larq_bnas._keras import global_pool, model_input, source_inputs
+from larq_bnas._keras import batch_norm, global_pool, model_input, source_inputs
 from larq_bnas.config import ModelConfig
 from larq_bnas.models.bnas.ops import BinaryConv, quant_conv
-
-_BN = dict(momentum=0.9, epsilon=1e-5)
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def _shortcut(
 ) -> tf.Tensor:
     if strides == 1 and int(x.shape[-1]) == filters:
         return x
-    x = tf.keras.layers.BatchNormalization(**_BN, name=f"{name}_bn")(x)
+    x = batch_norm(f"{name}_bn")(x)
     if config.binary_shortcut:
         conv = quant_conv(
             filters, 1, strides=strides, pad_values=config.pad_values, name=f"{name}_conv"
@@ -117,7 +115,7 @@ def xnor_resnet(
     x = tf.keras.layers.Conv2D(
         config.scaled(config.stem_channels), 3, padding="same", use_bias=False, name="stem_conv"
     )(x)
-    x = tf.keras.layers.BatchNormalization(**_BN, name="stem_bn")(x)
+    x = batch_norm("stem_bn")(x)
     x = tf.keras.layers.ReLU(name="stem_relu")(x)
     for stage, (blocks, channels) in enumerate(
         zip(config.blocks, config.stage_channels, strict=True)
@@ -126,7 +124,7 @@ def xnor_resnet(
             strides = 2 if stage > 0 and block == 0 else 1
             x = _block(x, config.scaled(channels), strides, config, f"stage{stage}_block{block}")
     if include_top:
-        x = tf.keras.layers.BatchNormalization(**_BN, name="head_bn")(x)
+        x = batch_norm("head_bn")(x)
         x = tf.keras.layers.ReLU(name="head_relu")(x)
         x = global_pool(x)
         x = tf.keras.layers.Dense(num_classes, name="classifier")(x)

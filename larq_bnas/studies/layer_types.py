@@ -102,6 +102,7 @@ def layer_type_model(
     layers, full precision or binary (see the module docstring)."""
     import tensorflow as tf
 
+    from larq_bnas._keras import batch_norm
     from larq_bnas.models.bnas.ops import BinaryConv, BinarySepConv
 
     if layer_type not in LAYER_TYPES:
@@ -118,7 +119,7 @@ def layer_type_model(
         elif binary:
             x = BinaryConv(filters, k, dilation_rate=dilation, name=name)(x)
         else:
-            x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+            x = batch_norm(f"{name}_bn")(x)
             if kind == "sep":
                 x = tf.keras.layers.SeparableConv2D(
                     filters, k, padding="same", use_bias=False, name=f"{name}_conv"
