@@ -70,7 +70,7 @@ def _wrap(module: Any) -> None:
         return original(*args, **kwargs)
 
     load_model._larq_bnas_registers = True  # type: ignore[attr-defined]
-    module.load_model = load_model
+    module.load_model = load_model  # type: ignore[attr-defined]
     for name in _PUBLIC:
         public = sys.modules.get(name)
         if public is not None and getattr(public, "load_model", None) is original:

@@ -11,6 +11,10 @@ def _e8(value: float | None) -> str:
     return "-" if value is None else f"{value / 1e8:.2f}e8"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "-" if value is None else f"{value / scale:.{digits}f}"
 
@@ -25,15 +29,21 @@ def list_models(as_json: bool) -> None:
     counts BNAS's residual projections as binary, as the BNAS paper does.
     """
     from larq_bnas.zoo.figures import load_figures
+    from larq_bnas.zoo.published import published_for
     from larq_bnas.zoo.registry import list_specs
 
     figures = load_figures()
     rows = []
     for spec in list_specs():
         ours = figures.get(spec.name, {})
+        checkpoint = published_for(spec.name)
+        published = sorted(spec.weights)
+        if checkpoint is not None:
+            published.append(f"ref:{checkpoint.reference_name}")
         rows.append(
             {
                 "name": spec.name,
+                "published_weights": published,
                 "constructor": spec.constructor,
                 "dataset": spec.dataset,
                 "input_shape": list(spec.input_shape),
@@ -50,7 +60,7 @@ def list_models(as_json: bool) -> None:
     header = (
         f"{'model':<16} {'constructor':<15} {'dataset':<13} {'top-1':>6} "
         f"{'paper OPs':>10} {'our OPs':>9} {'ours (paper way)':>16} {'size MiB':>9} "
-        f"{'params':>12}"
+        f"{'params':>12}  {'published weights':<17}"
     )
     click.echo(header)
     click.echo("-" * len(header))
@@ -60,11 +70,15 @@ def list_models(as_json: bool) -> None:
             f"{_fmt(r['paper_top1']):>6} {_e8(r['paper_ops']):>10} "
             f"{_e8(r.get('our_ops')):>9} "
             f"{_fmt(r.get('our_ops_paper'), 1e8) + 'e8' if r.get('our_ops_paper') else '':>16} "
-            f"{_fmt(r.get('our_size_mib')):>9} {r.get('our_trainable_params', 0):>12,}"
+            f"{_fmt(r.get('our_size_mib')):>9} {_count(r.get('our_trainable_params')):>12}  "
+            f"{', '.join(r['published_weights']) or '-'}"
         )
     click.echo(
-        "\nAccuracies are the papers' (ImageNet top-1 or CIFAR-10); no weights are "
-        "published yet. `larq_bnas summary MODEL` gives the full cost report."
+        "\nAccuracies are the papers' (ImageNet top-1 or CIFAR-10). Published weights: "
+        "'ref:NAME' is a BNAS authors' PyTorch checkpoint (the reference's config name; "
+        "load it with `larq_bnas import-weights` or weights=PATH), 'imagenet' is "
+        'larq-zoo\'s file (weights="imagenet"). `larq_bnas summary MODEL` gives the '
+        "full cost report."
     )
 
 

@@ -314,7 +314,9 @@ def _layout(model: Any, config: Any) -> list[_Module]:
                 )
             )
         pairs = genotype.reduce if cell.reduction else genotype.normal
-        for j, (layer, name) in enumerate(zip(cell.edge_layers, edge_layer_names(pairs))):
+        for j, (layer, name) in enumerate(
+            zip(cell.edge_layers, edge_layer_names(pairs), strict=True)
+        ):
             if hasattr(layer, "conv"):
                 mods.append(
                     _Module(f"{base}._ops.{j}.bn", "bn", layer.bn, i, f"{cell.name}/{name}/bn")
@@ -345,6 +347,7 @@ def _expected(module: _Module) -> list[tuple[str, tuple[int, ...]]]:
             names = ["weight", "bias", *names]
         return [(f"{module.prefix}.{k}", (n,)) for k in names]
     kernel = tuple(int(d) for d in module.layer.kernel.shape)
+    out: list[tuple[str, tuple[int, ...]]]
     if module.kind == "linear":
         out = [(f"{module.prefix}.weight", (kernel[1], kernel[0]))]
     else:
@@ -370,13 +373,18 @@ def check_tensors(
     then for missing tensors, then for extra ones."""
     expected_names = {name for name, _ in expected}
     missing = [name for name, _ in expected if name not in state]
+    hint = ""
+    if "stem0.0.weight" in state and "stem.op.0.weight" in expected_names:
+        hint = " It is a checkpoint of the ImageNet network: use --model bnas-d (or e, f, g)."
+    elif "stem.op.0.weight" in state and "stem0.0.weight" in expected_names:
+        hint = " It is a checkpoint of the CIFAR network: use --model bnas-a."
     for name, shape in expected:
         if name in state and tuple(state[name].shape) != shape:
             raise CheckpointMismatchError(
                 f"the checkpoint does not fit {what}: tensor {name!r} has shape "
                 f"{_shape(tuple(state[name].shape))}, expected {_shape(shape)} "
                 "(a checkpoint of another architecture? pass --cells/--channels/"
-                "--num-classes or another --model)"
+                "--num-classes or another --model)." + hint
             )
     extra = [
         name
@@ -384,11 +392,6 @@ def check_tensors(
         if name not in expected_names and not name.endswith("num_batches_tracked")
     ]
     if missing:
-        hint = ""
-        if "stem0.0.weight" in state and any(n.startswith("stem.") for n in missing):
-            hint = " It is a checkpoint of the ImageNet network: use --model bnas-d (or e, f, g)."
-        elif "stem.op.0.weight" in state and any(n.startswith("stem0.") for n in missing):
-            hint = " It is a checkpoint of the CIFAR network: use --model bnas-a."
         raise CheckpointMismatchError(
             f"the checkpoint does not fit {what}: {len(missing)} tensor(s) missing, first "
             f"{', '.join(repr(n) for n in missing[:3])}"
@@ -487,8 +490,8 @@ def assign_state(
                     m.layer.kept_float_reason = why  # for the acceleration report
             values = [weight.transpose(2, 3, 1, 0), *arrays[1:]]
         m.layer.set_weights(values)
-        for n, arr in zip(names, arrays):
-            report.tensors.append((n, tuple(arr.shape), m.our_name))
+        for tensor_name, arr in zip(names, arrays, strict=True):
+            report.tensors.append((tensor_name, tuple(arr.shape), m.our_name))
     return report
 
 

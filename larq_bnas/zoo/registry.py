@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from larq_bnas.config import ConfigError, ModelConfig
-from larq_bnas.zoo.weights import PretrainedWeights, load_weights, resolve_weights
+from larq_bnas.zoo.weights import (
+    PretrainedWeights,
+    load_weights,
+    published_entry,
+    resolve_weights,
+)
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -148,13 +153,34 @@ def build(
         name: a registered name (``larq_bnas.zoo.model_names()``), e.g. ``"bnas-a"``.
         input_shape: (height, width, channels); the model's default if None.
         input_tensor: a Keras tensor (or tf tensor) to build the model on.
-        weights: None (random), a path to a weights file (.h5 or a TF checkpoint), or
-            the name of published weights listed in the registry.
+        weights: None (random), a path to a weights file (.h5 or a TF checkpoint), a
+            BNAS authors' PyTorch checkpoint (``.pth.tar``: built as the reference
+            computes it, see ``larq_bnas.zoo.published``), or the name of published
+            weights listed in the registry (``"imagenet"`` for MeliusNet22).
         include_top: whether to include the classifier.
         num_classes: classifier outputs; the model's default if None.
         **options: config fields of the model's family (e.g. ``cells=8``,
             ``genotype="search/genotype_gamma1.json"``, ``pad_values=0.0``).
     """
+    if weights is not None and spec_family(name) == "bnas":
+        from larq_bnas.zoo.published import import_checkpoint, is_torch_checkpoint
+
+        if is_torch_checkpoint(weights):
+            if input_shape is not None and tuple(input_shape)[0] != tuple(input_shape)[1]:
+                raise ValueError("a reference checkpoint is imported for square inputs")
+            model, _ = import_checkpoint(
+                weights,
+                name,
+                num_classes=num_classes,
+                input_size=None if input_shape is None else int(tuple(input_shape)[0]),
+                input_tensor=input_tensor,
+                include_top=include_top,
+                **options,
+            )
+            return model
+    entry = published_entry(get_spec(name).weights, weights, include_top)
+    if entry is not None and entry.options:
+        options = {**entry.options, **options}
     spec, config = configure(name, **options)
     num_classes = spec.num_classes if num_classes is None else int(num_classes)
     weights_path = resolve_weights(
@@ -168,9 +194,18 @@ def build(
         num_classes=num_classes,
         name=spec.constructor.lower() if not spec.custom else spec.name.replace("-", "_"),
     )
-    if weights_path is not None:
+    if weights_path is not None and entry is not None and entry.loader == "larq-zoo":
+        from larq_bnas.models.meliusnet import load_larq_zoo_weights
+
+        load_larq_zoo_weights(model, weights_path)
+    elif weights_path is not None:
         load_weights(model, weights_path)
     return model
+
+
+def spec_family(name: str) -> str:
+    """The family of the registered model ``name``."""
+    return get_spec(name).family
 
 
 def model_cost_report(

@@ -23,7 +23,8 @@ from larq_bnas.costs import CostReport, LayerCost
 from larq_bnas.models.bnas.network import BNASConfig, bnas_network
 from larq_bnas.models.meliusnet import MeliusNetConfig, meliusnet_network
 from larq_bnas.models.xnor import XNORNetConfig, xnor_resnet
-from larq_bnas.zoo.registry import ModelSpec, make_constructor, register
+from larq_bnas.zoo.registry import ModelSpec, add_weights, make_constructor, register
+from larq_bnas.zoo.weights import PretrainedWeights
 
 # ----------------------------------------------------------------------------- BNAS
 
@@ -150,6 +151,36 @@ _bnas_spec(
     "BNAS-G, 16 cells, C=128, ImageNet cell (gamma 3)",
 )
 
+# The reference's two ImageNet configs that the paper does not list (its README's
+# "bnas-f" and "bnas-g"; its "bnas-h" is the paper's BNAS-G). Published checkpoints exist
+# for both: see larq_bnas.zoo.published.
+_bnas_spec(
+    "bnas-ref-f",
+    "BNASRefF",
+    15,
+    68,
+    True,
+    {
+        "top1": 58.99,
+        "top5": 80.85,
+        "source": "BNAS reference README (gistvision/bnas), config 'bnas-f'; not in the paper",
+    },
+    "the reference's 'bnas-f': 15 cells, C=68, ImageNet cell (gamma 3)",
+)
+_bnas_spec(
+    "bnas-ref-g",
+    "BNASRefG",
+    11,
+    74,
+    True,
+    {
+        "top1": 59.81,
+        "top5": 81.61,
+        "source": "BNAS reference README (gistvision/bnas), config 'bnas-g'; not in the paper",
+    },
+    "the reference's 'bnas-g': 11 cells, C=74, ImageNet cell (gamma 3)",
+)
+
 register(
     ModelSpec(
         name="bnas",
@@ -172,6 +203,8 @@ BNASD = make_constructor("bnas-d")
 BNASE = make_constructor("bnas-e")
 BNASF = make_constructor("bnas-f")
 BNASG = make_constructor("bnas-g")
+BNASRefF = make_constructor("bnas-ref-f")
+BNASRefG = make_constructor("bnas-ref-g")
 BNAS = make_constructor("bnas")
 
 
@@ -230,6 +263,34 @@ _melius_spec(
     },
     "MeliusNet22, blocks 4,5,4,4, grouped stem",
 )
+# larq-zoo's published MeliusNet22 (plain 7x7 stem, zero padding: our layout="lqz"), with
+# the URL and sha256 that larq-zoo's own source (larq_zoo.literature.meliusnet) names.
+_LQZ_RELEASES = "https://github.com/larq/zoo/releases/download"
+add_weights(
+    "meliusnet22",
+    "imagenet",
+    PretrainedWeights(
+        url=f"{_LQZ_RELEASES}/meliusnet22-v0.1.0/meliusnet22_weights.h5",
+        sha256="c1ba85e8389ae326009665ec13331e49fc3df4d0f925fa8553e224f7362c18ed",
+        num_classes=1000,
+        description="larq-zoo MeliusNet22, ImageNet (62.4 % top-1 in larq-zoo)",
+        loader="larq-zoo",
+        options={"layout": "lqz"},
+    ),
+)
+add_weights(
+    "meliusnet22",
+    "imagenet-notop",
+    PretrainedWeights(
+        url=f"{_LQZ_RELEASES}/meliusnet22-v0.1.1/meliusnet22_weights_notop.h5",
+        sha256="abfc5c50049d72a14e44df0c1cb73896ece2a1ab4bf9bb48fede6cc2f5e0b58f",
+        include_top=False,
+        description="larq-zoo MeliusNet22 without its classifier",
+        loader="larq-zoo",
+        options={"layout": "lqz"},
+    ),
+)
+
 _melius_spec(
     "meliusnet29",
     "MeliusNet29",

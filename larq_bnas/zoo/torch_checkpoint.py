@@ -112,7 +112,9 @@ class _TensorRef:
         size, stride = tuple(int(s) for s in self.size), tuple(int(s) for s in self.stride)
         if not size:
             return np.array(flat[self.offset], dtype=flat.dtype)
-        extent = self.offset + sum((n - 1) * s for n, s in zip(size, stride) if n > 0) + 1
+        extent = (
+            self.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=False) if n > 0) + 1
+        )
         if any(n == 0 for n in size):
             return np.zeros(size, dtype=flat.dtype)
         if extent > flat.size or self.offset < 0:

@@ -2,15 +2,16 @@
 
 Published weights are fetched with ``tf.keras.utils.get_file`` into the cache directory
 (``larq_bnas._cache.cache_dir("weights")``), under ``<model>/``, and
-checked against their sha256 (larq-zoo's convention). No weights are published yet: the
-registry lists none, and asking for a name gives an error that says so.
+checked against their sha256 (larq-zoo's convention). MeliusNet22 has larq-zoo's
+published ImageNet weights (``weights="imagenet"``); the BNAS authors' PyTorch checkpoints
+load as ``weights="PATH.pth.tar"`` (``larq_bnas.zoo.published``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ class PretrainedWeights:
     include_top: bool = True
     num_classes: int | None = None
     description: str = ""
+    #: "keras" (our own weights file) or "larq-zoo" (a larq-zoo model's file, mapped by
+    #: ``larq_bnas.models.meliusnet.load_larq_zoo_weights``).
+    loader: str = "keras"
+    #: Config options the model is built with for these weights (``layout="lqz"``).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _is_checkpoint_prefix(path: str) -> bool:
@@ -71,6 +77,18 @@ def resolve_weights(
         cache_dir=str(root),
         cache_subdir=model,
     )
+
+
+def published_entry(
+    published: Mapping[str, PretrainedWeights], weights: Any, include_top: bool
+) -> PretrainedWeights | None:
+    """The published entry that ``weights`` names (None for paths and None)."""
+    if weights is None:
+        return None
+    text = os.fspath(weights)
+    if os.path.exists(text) or _is_checkpoint_prefix(text):
+        return None
+    return _find_entry(published, text, include_top)
 
 
 def _find_entry(

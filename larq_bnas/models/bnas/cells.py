@@ -106,7 +106,7 @@ class Cell(tf.keras.layers.Layer):
         )
         self.edge_layers: list[tf.keras.layers.Layer] = []
         self.edge_inputs: list[int] = [idx for _, idx in pairs]
-        for i, ((op, idx), layer_name) in enumerate(zip(pairs, edge_layer_names(pairs))):
+        for (op, idx), layer_name in zip(pairs, edge_layer_names(pairs), strict=True):
             strides = 2 if reduction and idx < 2 else 1
             layer = make_op(
                 op,
