@@ -55,9 +55,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True)
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Keep every suffix (".weights.h5" selects a different Keras format than ".h5").
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes), dir=dest.parent
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes), dir=dest.parent
+        )
+    except OSError as err:  # name the file the caller asked for, not the temporary one
+        raise type(err)(err.errno, err.strerror, str(dest)) from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -126,6 +126,24 @@ def load_cli_model(ref: str, **kwargs: Any) -> Any:
     return load_model(ref, **kwargs)
 
 
+def check_flatbuffer(path: str) -> None:
+    """Raise ``InputError`` naming ``path`` if it is not a readable TFLite flatbuffer."""
+    import struct
+
+    from larq_bnas.errors import InputError
+
+    if not os.path.isfile(path):
+        raise InputError(f"Flatbuffer {path!r} does not exist; give a .tflite file")
+    from larq_bnas.converters import read
+
+    try:
+        read(path)
+    except (struct.error, ValueError, IndexError, TypeError, AttributeError) as err:
+        raise InputError(
+            f"{path!r} is not a readable TFLite flatbuffer (truncated or corrupt?): {err}"
+        ) from err
+
+
 def echo_json(obj: Any) -> None:
     import json
 

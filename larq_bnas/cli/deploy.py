@@ -6,7 +6,13 @@ import sys
 
 import click
 
-from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model_options
+from larq_bnas.cli._common import (
+    check_flatbuffer,
+    echo_json,
+    load_cli_model,
+    model_kwargs,
+    model_options,
+)
 
 
 @click.command()
@@ -189,6 +195,7 @@ def inspect(flatbuffer: str, as_json: bool) -> None:
     """
     from larq_bnas.converters import read
 
+    check_flatbuffer(flatbuffer)
     info = read(flatbuffer)
     if as_json:
         echo_json(info.to_dict())
@@ -255,6 +262,7 @@ def benchmark(
             raise click.BadParameter(
                 f"{name!r}; valid kernels are: {', '.join(KERNELS)}", param_hint="--kernel"
             )
+    check_flatbuffer(flatbuffer)
     float_source: bytes | str | None = compare_float
     if compare_float is not None and not _is_tflite_file(compare_float):
         if compare_float.endswith(".tflite"):

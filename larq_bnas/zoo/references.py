@@ -64,7 +64,8 @@ def load_model(
         return _larq_zoo_model(ref[4:], input_shape, num_classes, weights, include_top)
     if ref.endswith(".json"):
         if not os.path.exists(ref):
-            raise FileNotFoundError(f"Genotype file {ref!r} does not exist")
+            raise InputError(f"Genotype file {ref!r} does not exist")
+        _check_json(ref)
         return build(
             "bnas",
             genotype=ref,
@@ -218,6 +219,28 @@ def check_weights_file(path: str) -> None:
             "may be truncated or corrupt. Give weights saved by training (best.weights.h5, "
             "final.weights.h5) or model.save_weights"
         ) from err
+
+
+def _check_json(path: str) -> None:
+    """A clear error, naming the file, for a genotype file that is not JSON (empty, cut
+    short, ...) or not a genotype."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(
+            f"Genotype file {path!r} is not valid JSON ({err}); a genotype is an object "
+            'with "normal", "normal_concat", "reduce" and "reduce_concat" like the '
+            "genotype_gamma*.json files a search writes"
+        ) from err
+    except IsADirectoryError as err:
+        raise InputError(f"Genotype file {path!r} is a directory") from err
+    from larq_bnas.models.bnas.genotypes import resolve_genotype
+
+    try:
+        resolve_genotype(path)
+    except (ValueError, TypeError, KeyError) as err:
+        raise InputError(f"Genotype file {path!r}: {_first_line(err)}") from err
 
 
 def _first_line(err: BaseException) -> str:
