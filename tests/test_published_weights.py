@@ -325,3 +325,85 @@ def test_list_marks_the_models_with_published_weights():
     table = run("list").output
     line = next(row for row in table.splitlines() if row.startswith("bnas-a "))
     assert line.rstrip().endswith("ref:bnas-a")
+
+
+# --- real images -----------------------------------------------------------------------
+
+
+def test_preprocess_input_applies_the_references_transforms(tmp_path):
+    from PIL import Image
+
+    rs = np.random.RandomState(0)
+    image = (rs.rand(300, 400, 3) * 255).astype(np.uint8)  # landscape: short side 300
+    Image.fromarray(image).save(tmp_path / "a.png")
+    x = zoo.preprocess_input(str(tmp_path / "a.png"))
+    assert x.shape == (1, 224, 224, 3) and x.dtype == np.float32
+    # By hand: Resize(256) -> 341 x 256 (int(256 * 400 / 300)), bilinear; centre crop 224.
+    resized = np.asarray(Image.fromarray(image).resize((341, 256), Image.BILINEAR))
+    top, left = int(round((256 - 224) / 2)), int(round((341 - 224) / 2))
+    crop = resized[top : top + 224, left : left + 224].astype(np.float32) / 255
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(x[0], (crop - mean) / std, atol=1e-5)
+    small = (rs.rand(2, 32, 32, 3) * 255).astype(np.uint8)
+    c = zoo.preprocess_input(small, dataset="cifar10")
+    np.testing.assert_allclose(
+        c,
+        (small / 255.0 - [0.49139968, 0.48215827, 0.44653124])
+        / [0.24703233, 0.24348505, 0.26158768],
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="valid: imagenet2012, cifar10"):
+        zoo.preprocess_input(small, dataset="mnist")
+
+
+def test_decode_predictions_uses_the_shipped_class_names():
+    preds = np.zeros((2, 1000), np.float32)
+    preds[0, 1], preds[0, 2] = 0.9, 0.1
+    preds[1, 999] = 1.0
+    decoded = zoo.decode_predictions(preds, top=2)
+    assert decoded[0] == [
+        ("n01443537", "goldfish", pytest.approx(0.9)),
+        ("n01484850", "great_white_shark", pytest.approx(0.1)),
+    ]
+    assert decoded[1][0][:2] == ("n15075141", "toilet_tissue")
+    cifar = zoo.decode_predictions(np.eye(10)[[3]], top=1)
+    assert cifar == [[(None, "cat", 1.0)]]
+    with pytest.raises(ValueError, match="knows ImageNet"):
+        zoo.decode_predictions(np.zeros((1, 7)))
+
+
+def test_evaluate_a_checkpoint_on_an_image_folder(tmp_path):
+    from PIL import Image
+
+    rs = np.random.RandomState(1)
+    root = tmp_path / "images" / "val"
+    files, labels = [], []
+    for label in (0, 3, 7):  # numbered class folders, as the reference's prepare_imgnet.py
+        folder = root / str(label)
+        folder.mkdir(parents=True)
+        for j in range(2):
+            path = folder / f"{j}.png"
+            h, w = 230 + 17 * j, 260 + 31 * label
+            Image.fromarray((rs.rand(h, w, 3) * 255).astype(np.uint8)).save(path)
+            files.append(str(path))
+            labels.append(label)
+    result = run(
+        "evaluate",
+        "bnas-d",
+        "--weights",
+        str(fixture("imagenet_c8_l5")),
+        "--dataset",
+        f"folder:{tmp_path / 'images'}",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output[result.output.index("{") :])
+    model, _ = published.import_checkpoint(fixture("imagenet_c8_l5"), "bnas-d")
+    probs = model.predict(zoo.preprocess_input(files), verbose=0)
+    ranked = np.argsort(-probs, axis=1)
+    assert scores["examples"] == 6
+    assert scores["top1"] == pytest.approx(np.mean(ranked[:, 0] == labels))
+    assert scores["top5"] == pytest.approx(
+        np.mean(np.any(ranked[:, :5] == np.array(labels)[:, None], 1))
+    )
+    assert scores["top5"] > 0  # 5 of 10 classes: some label is in the top 5

@@ -174,14 +174,23 @@ def evaluate(
     Examples:
       larq_bnas evaluate bnas-mini --weights runs/mini/best.weights.h5
       larq_bnas evaluate runs/mini/model.h5 --json
+      larq_bnas evaluate bnas-d --weights bnas_d.pth.tar --dataset folder:ILSVRC2012/val
+
+    With a BNAS authors' PyTorch checkpoint (.pth.tar) as --weights, MODEL is built as the
+    reference computes it and --dataset folder:PATH|imagenet2012|cifar10 gets the
+    reference's evaluation transforms (ImageNet: resize 256, centre crop 224).
     """
     from larq_bnas.training import evaluate as evaluate_job
+    from larq_bnas.zoo.published import evaluate_checkpoint, is_torch_checkpoint
 
     if num_classes is not None:
         raise click.BadParameter(
             "the dataset sets the number of classes", param_hint="--num-classes"
         )
-    result = evaluate_job(
+    job = evaluate_job
+    if weights is not None and is_torch_checkpoint(weights):
+        job = evaluate_checkpoint  # the reference's model and evaluation transforms
+    result = job(
         model,
         dataset=dataset,
         split=split,

@@ -10,6 +10,7 @@ Every constructor has the same keyword-only signature (larq-zoo's)::
 and ``get_spec(name)`` give each model's config and the paper's figures.
 """
 
+from larq_bnas.zoo.preprocessing import decode_predictions, preprocess_input
 from larq_bnas.zoo.registry import (
     ModelSpec,
     PretrainedWeights,
@@ -32,6 +33,8 @@ from larq_bnas.zoo.specs import (
     BNASG,
     XNORWRN40,
     BNASMini,
+    BNASRefF,
+    BNASRefG,
     MeliusNet,
     MeliusNet22,
     MeliusNet29,
@@ -56,6 +59,10 @@ __all__ = [
     "BNASF",
     "BNASG",
     "BNASMini",
+    "BNASRefF",
+    "BNASRefG",
+    "decode_predictions",
+    "preprocess_input",
     "MeliusNet",
     "MeliusNet22",
     "MeliusNet29",

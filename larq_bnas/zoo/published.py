@@ -589,6 +589,7 @@ __all__ = [
     "PUBLISHED",
     "PublishedCheckpoint",
     "assign_state",
+    "evaluate_checkpoint",
     "import_checkpoint",
     "infer_architecture",
     "is_torch_checkpoint",
@@ -598,3 +599,140 @@ __all__ = [
     "reference_parameter_count",
     "resolve_model_name",
 ]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _folder_labels(classes: list[str], num_classes: int, network: str) -> list[int]:
+    """Label of each class folder: its ImageNet index for WordNet ids (1000 classes), the
+    number itself for numbered folders (the reference's prepare_imgnet.py), otherwise
+    the sorted position (torchvision's ImageFolder)."""
+    from larq_bnas.zoo.preprocessing import class_names
+
+    if network == "imagenet" and num_classes == 1000:
+        index = {wnid: i for i, (wnid, _) in enumerate(class_names("imagenet2012"))}
+        if all(c in index for c in classes):
+            return [index[c] for c in classes]
+    if all(c.isdigit() for c in classes):
+        return [int(c) for c in classes]
+    return list(range(len(classes)))
+
+
+def _folder_batches(
+    root: str, split: str | None, transforms: str, network: str, num_classes: int, batch: int
+) -> Any:
+    from pathlib import Path
+
+    from larq_bnas.zoo.preprocessing import image_files, preprocess_input
+
+    base = Path(root).expanduser()
+    for sub in [split] if split else ["val", "validation", "test"]:
+        if sub and (base / sub).is_dir():
+            base = base / sub
+            break
+    files, positions, classes = image_files(base)
+    labels = _folder_labels(classes, num_classes, network)
+    if max(labels) >= num_classes:
+        raise ValueError(
+            f"{base} has {len(classes)} class folders; the model has {num_classes} classes"
+        )
+    for start in range(0, len(files), batch):
+        chunk = files[start : start + batch]
+        yield (
+            preprocess_input(chunk, transforms),
+            np.asarray([labels[p] for p in positions[start : start + batch]]),
+        )
+
+
+def _tfds_batches(
+    name: str, split: str | None, data_dir: str | None, transforms: str, batch: int
+) -> Any:
+    import io
+
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    from larq_bnas.zoo.preprocessing import preprocess_input
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    split = split or ("validation" if name == "imagenet2012" else "test")
+    ds = builder.as_dataset(
+        split=split, as_supervised=True, decoders={"image": tfds.decode.SkipDecoding()}
+    )
+    images: list[Any] = []
+    labels: list[int] = []
+    for encoded, label in tfds.as_numpy(ds):
+        images.append(Image.open(io.BytesIO(encoded)).convert("RGB"))  # decoded as PIL does
+        labels.append(int(label))
+        if len(images) == batch:
+            yield preprocess_input(images, transforms), np.asarray(labels)
+            images, labels = [], []
+    if images:
+        yield preprocess_input(images, transforms), np.asarray(labels)
+
+
+def evaluate_checkpoint(
+    model: str,
+    *,
+    weights: str | os.PathLike,
+    dataset: str,
+    split: str | None = None,
+    input_size: int | None = None,
+    batch_size: int = 64,
+    data_dir: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    trust_model_code: bool = False,
+) -> dict[str, float]:
+    """Top-1 / top-5 accuracy and loss of a reference checkpoint ``weights`` imported into
+    ``model``, with the reference's evaluation transforms (``preprocess_input``). The
+    keywords are ``larq_bnas.training.evaluate``'s (``trust_model_code`` is unused: a
+    checkpoint holds no code).
+
+    Args:
+        dataset: ``folder:PATH`` (one folder per class, in ``PATH``, or ``PATH/val``,
+            ``validation`` or ``test``; WordNet-id folders get their ImageNet index,
+            numbered folders their number), ``imagenet2012`` or ``cifar10`` (prepared
+            tensorflow-datasets sets under ``data_dir``).
+        options: model options (``cells``, ``channels``, config fields).
+    """
+    checkpoint = weights
+    keras_model, report = import_checkpoint(
+        checkpoint, model, input_size=input_size, **dict(options or {})
+    )
+    transforms = "imagenet2012" if report.network == "imagenet" else "cifar10"
+    if dataset.startswith("folder:"):
+        batches = _folder_batches(
+            dataset[len("folder:") :],
+            split,
+            transforms,
+            report.network,
+            report.num_classes,
+            batch_size,
+        )
+    elif dataset in ("imagenet2012", "cifar10"):
+        batches = _tfds_batches(dataset, split, data_dir, transforms, batch_size)
+    else:
+        raise ValueError(
+            f"Unknown dataset {dataset!r} for a reference checkpoint; valid: folder:PATH, "
+            "imagenet2012, cifar10"
+        )
+    top1 = top5 = 0
+    loss = 0.0
+    n = 0
+    size = keras_model.input_shape[1:3]
+    for x, y in batches:
+        if tuple(x.shape[1:3]) != tuple(size):
+            raise ValueError(
+                f"the {transforms} transforms give {x.shape[1]}x{x.shape[2]} images; the "
+                f"model takes {size[0]}x{size[1]} (CIFAR images are not resized)"
+            )
+        probs = np.asarray(keras_model.predict_on_batch(x), dtype=np.float64)
+        ranked = np.argsort(-probs, axis=1, kind="stable")
+        top1 += int(np.sum(ranked[:, 0] == y))
+        top5 += int(np.sum(np.any(ranked[:, :5] == y[:, None], axis=1)))
+        loss += float(-np.sum(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+        n += len(y)
+    if n == 0:
+        raise ValueError(f"{dataset} has no images")
+    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "examples": n}
