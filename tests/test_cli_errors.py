@@ -208,6 +208,10 @@ CASES = [c for c in CASES if c[0] != "weights-empty-file"] + [
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
+    return make_bad_files(tmp_path_factory.mktemp("bad"))
+
+
+def make_bad_files(root: Path) -> Path:
     """The bad files: truncated weights, a Lambda model, broken genotypes and .tflite."""
     import numpy as np
     import tensorflow as tf
@@ -215,7 +219,6 @@ def files(tmp_path_factory) -> Path:
     from larq_bnas.checkpointing import RunDirectory
     from larq_bnas.zoo.registry import build
 
-    root = tmp_path_factory.mktemp("bad")
     model = build("bnas-mini", input_shape=(8, 8, 3), num_classes=10, cells=3, channels=4)
     model.save_weights(str(root / "tiny.weights.h5"))
     whole = (root / "tiny.weights.h5").read_bytes()
