@@ -36,7 +36,7 @@ def fsync_path(path: str | os.PathLike) -> None:
 def fsync_tree(root: str | os.PathLike) -> None:
     """``fsync`` every file below ``root``, then every directory, deepest first."""
     dirs = []
-    for parent, _, files in os.walk(root):
+    for parent, _, files in os.walk(os.fspath(root)):
         dirs.append(parent)
         for name in files:
             fsync_path(os.path.join(parent, name))

@@ -68,7 +68,7 @@ class _LazyGroup(click.Group):
                 raise
             ctx.exit(report_error(err, ctx.invoked_subcommand))
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Any = None,
         prog_name: str | None = None,

@@ -39,7 +39,12 @@ from larq_bnas.training.recipes import get_recipe
 from larq_bnas.training.schedules import schedule_of
 
 #: Defaults that make the embedded dataset train well in minutes on 2 CPU cores.
-DIGITS_DEFAULTS = {"recipe": "digits", "epochs": 12, "batch_size": 64, "input_size": 16}
+DIGITS_DEFAULTS: dict[str, Any] = {
+    "recipe": "digits",
+    "epochs": 12,
+    "batch_size": 64,
+    "input_size": 16,
+}
 
 
 def _build(
