@@ -132,13 +132,13 @@ def check_flatbuffer(path: str) -> None:
 
     from larq_bnas.errors import InputError
 
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise InputError(f"Flatbuffer {path!r} does not exist; give a .tflite file")
     from larq_bnas.converters import read
 
     try:
-        read(path)
-    except (struct.error, ValueError, IndexError, TypeError, AttributeError) as err:
+        read(path)  # its own errors (not a flatbuffer, a directory, ...) name the path
+    except (struct.error, IndexError, TypeError, AttributeError) as err:  # cut short
         raise InputError(
             f"{path!r} is not a readable TFLite flatbuffer (truncated or corrupt?): {err}"
         ) from err
