@@ -37,6 +37,7 @@ def bad_inputs(root: Path) -> tuple[int, int, list[str]]:
     from larq_bnas.cli import main
 
     cases = _module("test_cli_errors")
+    root.mkdir(parents=True, exist_ok=True)
     files = cases.make_bad_files(root)
     clean, failures = 0, []
     codes = {1: 0, 2: 0}
