@@ -69,12 +69,12 @@ def _wrap(module: Any) -> None:
         register_keras_objects()
         return original(*args, **kwargs)
 
-    load_model._larq_bnas_registers = True  # type: ignore[attr-defined]
-    module.load_model = load_model  # type: ignore[attr-defined]
+    setattr(load_model, "_larq_bnas_registers", True)  # noqa: B010
+    setattr(module, "load_model", load_model)  # noqa: B010
     for name in _PUBLIC:
         public = sys.modules.get(name)
         if public is not None and getattr(public, "load_model", None) is original:
-            public.load_model = load_model
+            setattr(public, "load_model", load_model)  # noqa: B010
 
 
 class _Loader(importlib.abc.Loader):

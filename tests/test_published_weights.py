@@ -407,3 +407,80 @@ def test_evaluate_a_checkpoint_on_an_image_folder(tmp_path):
         np.mean(np.any(ranked[:, :5] == np.array(labels)[:, None], 1))
     )
     assert scores["top5"] > 0  # 5 of 10 classes: some label is in the top 5
+
+
+# --- MeliusNet22: larq-zoo's published weights -------------------------------------------
+
+
+@pytest.mark.slow
+def test_meliusnet22_imagenet_weights_load_through_larq_zoos_url_entry(tmp_path):
+    """weights="imagenet" uses the URL and sha256 of larq-zoo's own source; the release
+    host is unreachable here, so the entry is pointed at a file:// copy of a weights file
+    that larq-zoo's own MeliusNet22 wrote (same name, its sha256)."""
+    import dataclasses
+    import hashlib
+
+    import larq_zoo
+
+    from larq_bnas.zoo import registry
+
+    entry = registry.get_spec("meliusnet22").weights["imagenet"]
+    assert entry.url == (
+        "https://github.com/larq/zoo/releases/download/meliusnet22-v0.1.0/meliusnet22_weights.h5"
+    )
+    assert entry.sha256 == "c1ba85e8389ae326009665ec13331e49fc3df4d0f925fa8553e224f7362c18ed"
+    source = larq_zoo.literature.MeliusNet22(weights=None, input_shape=(64, 64, 3))
+    x = np.random.RandomState(0).randn(2, 64, 64, 3).astype("float32")
+    for _ in range(3):  # move the BatchNorm statistics away from their initial values
+        source(x, training=True)
+    path = tmp_path / "meliusnet22_weights.h5"
+    source.save_weights(str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    local = dataclasses.replace(entry, url=path.as_uri(), sha256=digest)
+    registry.add_weights("meliusnet22", "imagenet", local)
+    try:
+        ours = zoo.MeliusNet22(weights="imagenet", input_shape=(64, 64, 3))
+        with pytest.raises(ValueError, match="have 1000 classes"):
+            zoo.MeliusNet22(weights="imagenet", input_shape=(64, 64, 3), num_classes=10)
+    finally:
+        registry.add_weights("meliusnet22", "imagenet", entry)
+    assert ours.get_layer("stem_s0_conv") is not None  # larq-zoo's layout ("lqz")
+    expected = source(x, training=False).numpy()
+    np.testing.assert_allclose(ours(x, training=False).numpy(), expected, atol=1e-4)
+
+
+# --- deployment ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_imported_model_converts_with_every_binary_kernel_on_lce(tmp_path):
+    h5, tflite, report = tmp_path / "d.h5", tmp_path / "d.tflite", tmp_path / "r.json"
+    result = run(
+        "import-weights",
+        str(fixture("imagenet_c8_l5")),
+        "--model",
+        "bnas-d",
+        "--quiet",
+        "-o",
+        str(h5),
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main,
+        ["convert", str(h5), "-o", str(tflite), "--verify", "5", "--report", str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    # 224 px, BNAS-D's architecture: all 38 binary convs with binary kernels became
+    # LceBconv2d; the two whose kernels BinOp leaves float are named with the reason.
+    assert (
+        data["binary_convs"]
+        == data["accelerated_convs"]
+        == meta("imagenet_c8_l5")["binarized_convs"]
+    )
+    assert data["not_accelerated"] == []
+    kept = {item["layer"]: item["reason"] for item in data["kept_float"]}
+    assert set(kept) == {"cell4/node5_0_bin_dil_conv_3x3/conv", "cell4/node5_1_bin_conv_3x3/conv"}
+    assert all("kept float by the reference's BinOp" in r for r in kept.values())
+    assert "KEPT FLOAT            cell4/node5_1_bin_conv_3x3/conv" in result.output
+    assert "top1_agreement        1" in result.output

@@ -76,7 +76,7 @@ def resize_and_crop(image: Any, resize: int, crop: int) -> np.ndarray:
     else:
         size = (int(resize * w / h), resize)
     if size != (w, h):
-        pil = pil.resize(size, Image.BILINEAR)
+        pil = pil.resize(size, Image.Resampling.BILINEAR)
     w, h = pil.size
     top = int(round((h - crop) / 2.0))
     left = int(round((w - crop) / 2.0))

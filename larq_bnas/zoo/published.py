@@ -673,15 +673,15 @@ def _tfds_batches(
 
 
 def evaluate_checkpoint(
-    model: str,
+    model: Any,
     *,
-    weights: str | os.PathLike,
-    dataset: str,
+    dataset: str = "imagenet2012",
     split: str | None = None,
+    weights: str | None = None,
     input_size: int | None = None,
     batch_size: int = 64,
     data_dir: str | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
     trust_model_code: bool = False,
 ) -> dict[str, float]:
     """Top-1 / top-5 accuracy and loss of a reference checkpoint ``weights`` imported into
@@ -696,6 +696,8 @@ def evaluate_checkpoint(
             tensorflow-datasets sets under ``data_dir``).
         options: model options (``cells``, ``channels``, config fields).
     """
+    if weights is None:
+        raise ValueError("evaluate_checkpoint needs weights=CHECKPOINT (a .pth.tar file)")
     checkpoint = weights
     keras_model, report = import_checkpoint(
         checkpoint, model, input_size=input_size, **dict(options or {})

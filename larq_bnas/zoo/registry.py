@@ -172,7 +172,7 @@ def build(
                 weights,
                 name,
                 num_classes=num_classes,
-                input_size=None if input_shape is None else int(tuple(input_shape)[0]),
+                input_size=None if input_shape is None else tuple(input_shape)[0],
                 input_tensor=input_tensor,
                 include_top=include_top,
                 **options,
