@@ -42,7 +42,7 @@ def _route_imported_tensorflow_to_legacy_keras() -> None:
         raise ImportError("larq_bnas needs tf-keras: pip install 'tf-keras>=2.16,<2.17'")
     parent = _os.path.dirname(list(spec.submodule_search_locations)[0])
     tf.__path__.insert(0, parent)
-    tf._tf_uses_legacy_keras = True
+    tf._tf_uses_legacy_keras = True  # type: ignore[attr-defined]
 
 
 _route_imported_tensorflow_to_legacy_keras()

@@ -204,7 +204,10 @@ def acceleration_report(
             counts[key] = counts.get(key, 0) + 1
     untrained = untrained_batchnorm(model)
 
-    binary, accelerated, not_accelerated, removed = [], [], [], []
+    binary: list[str] = []
+    accelerated: list[str] = []
+    not_accelerated: list[dict[str, str]] = []
+    removed: list[dict[str, str]] = []
     kept_float: list[dict[str, str]] = []
     binary_layers = 0
     total_bops = accelerated_bops = removed_bops = 0
@@ -239,7 +242,7 @@ def acceleration_report(
         binary.append(path)
         kh, kw = layer.kernel_size
         sh, sw = layer.strides
-        shape = cost.output_shape if cost is not None else ()
+        shape: tuple[Any, ...] = tuple(cost.output_shape) if cost is not None else ()
         key = _key(layer.filters, kh, kw, sh, sw, shape[0], shape[1]) if len(shape) == 3 else None
         kernel_params = int(layer.kernel.shape.num_elements())
         if key is not None and bconvs.get(key, 0) > 0:
@@ -251,12 +254,12 @@ def acceleration_report(
             weights += 8 * layer.filters  # float32 output multiplier and bias
             weights += 4 * (params - kernel_params)
             continue
-        reason = _reason(layer, key, target, info, float_keys, untrained)
-        if reason is None:
+        why = _reason(layer, key, target, info, float_keys, untrained)
+        if why is None:
             removed.append({"layer": path, "reason": UNUSED})
             removed_bops += bops
         else:
-            not_accelerated.append({"layer": path, "reason": reason})
+            not_accelerated.append({"layer": path, "reason": why})
             weights += 4 * params
     present_bops = total_bops - removed_bops
     graph = GRAPH_BYTES_BASE + GRAPH_BYTES_PER_LAYER * len(leaves)

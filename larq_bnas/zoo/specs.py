@@ -44,8 +44,10 @@ def _build_bnas(config: BNASConfig, **kwargs: Any) -> Any:
     return bnas_network(config, **kwargs)
 
 
-_BNAS_CIFAR = dict(dataset="cifar10", input_shape=(32, 32, 3), num_classes=10)
-_BNAS_IMAGENET = dict(dataset="imagenet2012", input_shape=(224, 224, 3), num_classes=1000)
+_BNAS_CIFAR: dict[str, Any] = dict(dataset="cifar10", input_shape=(32, 32, 3), num_classes=10)
+_BNAS_IMAGENET: dict[str, Any] = dict(
+    dataset="imagenet2012", input_shape=(224, 224, 3), num_classes=1000
+)
 
 
 def _bnas_spec(
@@ -211,7 +213,9 @@ BNAS = make_constructor("bnas")
 # ------------------------------------------------------------------------ MeliusNet
 
 _MELIUS_SOURCE = "MeliusNet (Bethge et al., WACV 2021) Table 2"
-_IMAGENET = dict(dataset="imagenet2012", input_shape=(224, 224, 3), num_classes=1000)
+_IMAGENET: dict[str, Any] = dict(
+    dataset="imagenet2012", input_shape=(224, 224, 3), num_classes=1000
+)
 
 
 def _build_meliusnet(config: MeliusNetConfig, **kwargs: Any) -> Any:
@@ -401,8 +405,8 @@ def _build_xnor(config: XNORNetConfig, **kwargs: Any) -> Any:
     return xnor_resnet(config, **kwargs)
 
 
-_XNOR_CIFAR = dict(dataset="cifar10", input_shape=(32, 32, 3), num_classes=10)
-_XNOR_PAPER = {
+_XNOR_CIFAR: dict[str, Any] = dict(dataset="cifar10", input_shape=(32, 32, 3), num_classes=10)
+_XNOR_PAPER: dict[str, Any] = {
     "source": "BNAS (Kim et al., ECCV 2020) Table 6 / Figure 1 baselines (XNOR-Net); "
     "their figures are not in our reference facts"
 }

@@ -56,11 +56,11 @@ def resolve_weights(
         return text
     entry = _find_entry(published, text, include_top)
     if entry is None:
-        published = ", ".join(sorted(published)) or "none are published for this model yet"
+        names = ", ".join(sorted(published)) or "none are published for this model yet"
         raise ValueError(
             f"weights={text!r} is neither an existing file nor published weights of "
             f"{model}. Use None (random initialisation), a path to a weights file "
-            f"(.h5 or a TensorFlow checkpoint), or a published name ({published})."
+            f"(.h5 or a TensorFlow checkpoint), or a published name ({names})."
         )
     if include_top and entry.num_classes is not None and entry.num_classes != num_classes:
         raise ValueError(
