@@ -181,7 +181,7 @@ def resolve_model_name(name: str) -> str:
 def is_torch_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a ``torch.save`` file (by extension or by content)."""
     text = os.fspath(path)
-    if re.search(r"\.(pth|pt)(\.tar)?$|\.pth\.tar$", text):
+    if re.search(r"\.(pth|pt)(\.tar)?$", text):
         return True
     if not os.path.isfile(text):
         return False
@@ -454,8 +454,11 @@ def assign_state(
         cells=config.cells,
         channels=config.channels,
         num_classes=int(model.get_layer("classifier").units),
-        ignored=[k for k in state if k.endswith("num_batches_tracked")][:1]
-        and ["num_batches_tracked (BatchNorm step counters)"],
+        ignored=(
+            ["num_batches_tracked (BatchNorm step counters)"]
+            if any(k.endswith("num_batches_tracked") for k in state)
+            else []
+        ),
     )
     for m in modules:
         names = [name for name, _ in _expected(m)]
