@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from larq_bnas import converters, runtime
+from larq_bnas.converters.verify import VERIFY_KERNELS
 from larq_bnas.costs import model_costs
 from larq_bnas.models.bnas.ops import BinaryConv
 from larq_bnas.zoo.registry import build, find_spec
@@ -222,9 +223,17 @@ def test_untrained_batchnorm_keeps_dilated_convs_float_and_random_stats_fix_it()
 
 def test_verify_agrees_with_keras(tiny):
     result = converters.verify(tiny["model"], tiny["lce"], n=6)
-    assert result["n"] == 6 and result["kernel"] == "default"
+    assert result["n"] == 6 and result["kernel"] == "reference"
     assert result["max_abs_diff"] < 1e-3 and result["mean_abs_diff"] <= result["max_abs_diff"]
-    assert result["top1_agreement"] == 1.0
+    assert result["top1_agreement"] == 1.0 and result["flatbuffer_ok"] is True
+    # every kernel it ran is reported, each agreeing here
+    assert set(result["kernels"]) == set(VERIFY_KERNELS)
+    ran = {k: v for k, v in result["kernels"].items() if "error" not in v}
+    assert {"reference", "default", "indirect_bgemm"} <= set(ran)
+    assert all(v["agrees"] and v["max_abs_diff"] < 1e-3 for v in ran.values())
+    assert (
+        result["wrong_kernels"] == [] and result["verdict"] == "every kernel run agrees with Keras"
+    )
     inputs = np.random.RandomState(3).uniform(-2, 2, (2, 16, 16, 3)).astype(np.float32)
     given = converters.verify(tiny["model"], tiny["lce"], inputs=inputs)
     assert given["n"] == 2 and given["max_abs_diff"] < 1e-3
@@ -233,6 +242,31 @@ def test_verify_agrees_with_keras(tiny):
 def test_verify_needs_an_input(tiny):
     with pytest.raises(ValueError, match="at least one input"):
         converters.verify(tiny["model"], tiny["lce"], n=0)
+
+
+def test_multi_output_models_verify_and_predict_every_output(kernel_cache):
+    """Issue 15: verify compares every output; Predictor.predict returns every output."""
+    x = inputs = tf.keras.Input((6, 6, 32))
+    a = tf.keras.layers.BatchNormalization()(_quant_conv(32, "first")(x))
+    b = tf.keras.layers.BatchNormalization()(_quant_conv(32, "second")(a))
+    head = tf.keras.layers.Dense(3)(tf.keras.layers.GlobalAveragePooling2D()(b))
+    model = converters.randomize_batchnorm(tf.keras.Model(inputs, [a, head]), seed=2)
+    flatbuffer = converters.convert(model)
+    result = converters.verify(model, flatbuffer, n=2, kernels=("reference", "native"))
+    assert result["flatbuffer_ok"] is True and result["max_abs_diff"] < 1e-3
+    xs = np.random.RandomState(4).randn(3, 6, 6, 32).astype(np.float32)
+    expected = [v.numpy() for v in model(xs, training=False)]
+    for kernel in ("reference", "native"):
+        got = runtime.Predictor(flatbuffer, kernel=kernel, threads=1).predict(xs)
+        assert isinstance(got, list) and len(got) == 2, kernel
+        by_shape = {g.shape: g for g in got}
+        for e in expected:
+            np.testing.assert_allclose(by_shape[e.shape], e, atol=1e-3)
+    # A wrong second output is caught even when the first one is right.
+    broken = tf.keras.Model(inputs, [a, tf.keras.layers.Lambda(lambda t: t + 0.5)(head)])
+    bad = converters.verify(broken, flatbuffer, n=2, kernels=("reference",))
+    assert bad["flatbuffer_ok"] is False and 0.49 < bad["max_abs_diff"] < 0.51
+    assert "the flatbuffer is at fault" in bad["verdict"]
 
 
 def test_float_tflite_matches_keras(tiny):
@@ -258,7 +292,8 @@ def test_grouped_conv_with_32_channels_per_group_runs_on_another_kernel(cache_di
     report = converters.acceleration_report(model, converters.read(flatbuffer))
     assert report["accelerated_convs"] == 1
     result = converters.verify(model, flatbuffer, n=2)
-    assert result["kernel"] != "default" and result["max_abs_diff"] < 1e-3
+    assert result["kernel"] == "reference" and result["max_abs_diff"] < 1e-3
+    assert "error" in result["kernels"]["default"] and result["kernels"]["indirect_bgemm"]["agrees"]
     timings = runtime.benchmark(
         flatbuffer, threads=1, warmup=0, repeats=1, kernels=["default", "indirect_bgemm"]
     )
@@ -409,11 +444,15 @@ def test_zoo_families_convert_fully(name):
     model = converters.randomize_batchnorm(build(name, **ZOO_TINY[name]))
     flatbuffer = converters.convert(model)
     report = converters.acceleration_report(model, converters.read(flatbuffer))
-    report.update(converters.verify(model, flatbuffer, n=3))
+    report.update(converters.verify(model, flatbuffer, n=4, kernels=("reference", "default")))
     assert report["binary_convs"] > 0
     assert report["accelerated_convs"] == report["binary_convs"], report["not_accelerated"]
     assert report["accelerated_bops_share"] == 1.0
-    assert report["max_abs_diff"] < 1e-3 or report["top1_agreement"] == 1.0
+    # The reference kernel agrees with Keras within tolerance (largest difference, or a
+    # tiny mean with every top-1 class equal for sign ties), and so does LCE's default.
+    assert report["flatbuffer_ok"] is True, report["verdict"]
+    assert report["kernel"] == "reference" and report["mean_abs_diff"] < 1e-4
+    assert report["wrong_kernels"] == [], report["verdict"]
     assert 0.9 < report["size_ratio"] < 1.1
 
 
@@ -422,7 +461,8 @@ def test_bnas_mini_at_32_converts_fully():
     model = build("bnas-mini", input_shape=(32, 32, 3))
     flatbuffer = converters.convert(model)
     report = converters.acceleration_report(model, converters.read(flatbuffer))
-    report.update(converters.verify(model, flatbuffer, n=2))
+    report.update(converters.verify(model, flatbuffer, n=3, kernels=("reference",)))
     assert report["binary_convs"] == report["accelerated_convs"] > 20
-    assert report["max_abs_diff"] < 1e-3 or report["top1_agreement"] == 1.0
+    assert report["flatbuffer_ok"] is True, report["verdict"]
+    assert report["mean_abs_diff"] < 1e-4
     assert 0.9 < report["size_ratio"] < 1.1

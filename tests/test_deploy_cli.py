@@ -127,6 +127,11 @@ def test_convert_writes_files_and_prints_the_report(converted):
     assert 0.9 < report["size_bytes"] / report["predicted_size_bytes"] < 1.1
     assert report["max_abs_diff"] < 1e-3 and report["top1_agreement"] == 1.0
     assert report["n"] == 3 and report["untrained_batchnorm"] is False
+    # each kernel it ran, and the verdict
+    assert report["flatbuffer_ok"] is True and report["wrong_kernels"] == []
+    for name in ("reference", "default", "indirect_bgemm", "native"):
+        assert f"kernel {name}" in result.stdout
+    assert "verdict               every kernel run agrees with Keras" in result.stdout
     assert converters.read(converted["float"]).custom_ops == []
 
 
@@ -184,6 +189,26 @@ def test_convert_int8_io(saved_model, tmp_path):
     info = json.loads(run("inspect", out, "--json").stdout)
     assert info["inputs"] == [{"shape": [1, 8, 8, 3], "type": "int8"}]
     assert info["outputs"] == [{"shape": [1, 4], "type": "int8"}]
+
+
+def test_convert_verify_fails_when_the_flatbuffer_disagrees(tmp_path, monkeypatch):
+    """A flatbuffer that is not the Keras model (here: converted from other weights):
+    the reference kernel disagrees, and `convert --verify` exits 1 saying so."""
+    from larq_bnas import converters as conv
+
+    real = conv.convert
+
+    def other_weights(model, **kwargs):
+        clone = tf.keras.models.clone_model(model)
+        clone.set_weights([w + 0.3 for w in model.get_weights()])
+        return real(clone, **kwargs)
+
+    monkeypatch.setattr(conv, "convert", other_weights)
+    out = tmp_path / "x.tflite"
+    result = run("convert", *TINY, "-o", out, "--verify", 2, "--random-batchnorm")
+    assert result.exit_code == 1, result.output
+    assert "Error: verification failed: the flatbuffer is at fault" in result.stderr
+    assert "kernel reference" in result.stdout and "DISAGREES with Keras" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -287,9 +312,17 @@ def test_benchmark_text_all_kernels_and_float_from_a_model(saved_model):
         "benchmark", lce, "--repeats", 1, "--warmup", 0, "--compare-float", saved_model["path"]
     )
     assert result.exit_code == 0, result.output
-    for name in runtime.KERNELS:
-        assert f"LCE {name}" in result.stdout
-    assert "<- fastest" in result.stdout
+    lines = {name: "" for name in runtime.KERNELS}
+    for line in result.stdout.splitlines():
+        for name in runtime.KERNELS:
+            if line.strip().startswith(f"LCE {name} "):
+                lines[name] = line
+    for name, line in lines.items():
+        assert line, f"no line for {name}"
+        # every choice ran (the native kernels too: this machine has a compiler) and
+        # agrees with the reference kernel
+        assert "failed" not in line and " agrees with reference (max diff" in line, line
+    assert sum("<- fastest" in line for line in lines.values()) == 1
     assert "float TFLite (tf.lite)" in result.stdout and "/ float latency" in result.stdout
 
 
@@ -351,7 +384,8 @@ def test_convert_larq_zoo_example_tiny(tmp_path):
     assert report["model"] == "lqz:QuickNetSmall" and report["input_size"] == 32
     assert report["binary_convs"] == report["accelerated_convs"] > 0
     assert report["accelerated_bops_share"] == 1.0
-    assert report["max_abs_diff"] < 1e-3 or report["top1_agreement"] == 1.0
+    assert report["flatbuffer_ok"] is True and report["mean_abs_diff"] < 1e-4
+    assert report["wrong_kernels"] == [], report["verdict"]
     assert report["latency"]["best_kernel"] in ("default", "indirect_bgemm")
     for name in ("QuickNetSmall.tflite", "QuickNetSmall_float.tflite", "QuickNetSmall_report.json"):
         assert (tmp_path / name).exists()

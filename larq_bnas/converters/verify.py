@@ -45,6 +45,16 @@ def compare(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]
     """Differences between two lists of outputs (every output, same order)."""
     if len(got) != len(expected):
         raise ValueError(f"{len(got)} outputs from LCE, {len(expected)} from Keras")
+    # TFLite may order the outputs differently: pair them by size, in order.
+    left = list(got)
+    paired = []
+    for b in expected:
+        match = next((a for a in left if a.size == b.size), None)
+        if match is None:
+            raise ValueError(f"no LCE output of {b.size} values for a Keras output {b.shape}")
+        left = [a for a in left if a is not match]
+        paired.append(match)
+    got = paired
     diffs, top1 = [], []
     for a, b in zip(got, expected, strict=True):
         a = a.astype(np.float64).reshape(b.shape)
