@@ -17,6 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+#: Marks the temporary files of ``atomic_path`` (a kill can leave one behind).
+TEMPORARY = ".tmp-"
+
+
+def remove_temporary_files(directory: str | os.PathLike) -> int:
+    """Delete the temporary files a killed ``atomic_path`` left in ``directory``."""
+    removed = 0
+    for path in Path(directory).glob(f".*{TEMPORARY}*"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
 
 def fsync_path(path: str | os.PathLike) -> None:
     """Flush a file, or a directory entry list, to disk (best effort on directories)."""
@@ -57,7 +70,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True)
     # Keep every suffix (".weights.h5" selects a different Keras format than ".h5").
     try:
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{dest.name}.", suffix=suffix or "".join(dest.suffixes), dir=dest.parent
+            prefix=f".{dest.name}{TEMPORARY}",
+            suffix=suffix or "".join(dest.suffixes),
+            dir=dest.parent,
         )
     except OSError as err:  # name the file the caller asked for, not the temporary one
         raise type(err)(err.errno, err.strerror, str(dest)) from err

@@ -16,7 +16,8 @@ epoch the job's state is committed as **one unit**::
 and only then are the views beside it refreshed (``history.json``, ``state.json`` and the
 snapshot files at the top of the directory) and the previous commit deleted. A job killed
 at any instant (``kill -9`` included) loses at most the epoch that was running: when the
-directory is opened again, unfinished staging directories are dropped, the views are
+directory is opened again, unfinished staging directories and the temporary files of
+interrupted atomic writes are dropped, the views are
 rebuilt from the last commit, and ``fit`` restarts after its epoch.
 
 A resumed job must keep the options that change its results (``result_keys``): the
@@ -36,7 +37,14 @@ from typing import Any
 
 import tensorflow as tf
 
-from larq_bnas._io import atomic_path, fsync_path, fsync_tree, read_json, write_json
+from larq_bnas._io import (
+    atomic_path,
+    fsync_path,
+    fsync_tree,
+    read_json,
+    remove_temporary_files,
+    write_json,
+)
 from larq_bnas.errors import InputError, OptionsMismatch
 
 _STAGING = ".staging-"
@@ -207,6 +215,8 @@ class RunDirectory:
 
     def _recover(self) -> dict[str, Any] | None:
         """The job's state, with the views rebuilt from the last commit (after a kill)."""
+        if self.path.is_dir():
+            remove_temporary_files(self.path)  # half-written files of a killed writer
         if self.epochs_dir.is_dir():
             for leftover in self.epochs_dir.iterdir():
                 if leftover.name.startswith((_STAGING, _TRASH)):

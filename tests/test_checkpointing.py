@@ -100,10 +100,13 @@ def test_a_kill_before_the_views_are_written_keeps_the_commit(tmp_path):
     _io.write_json(run.state_path, {**state, "epochs_done": 1})
     (tmp_path / "job" / "best.h5").write_text("from the lost epoch")
     (tmp_path / "job" / "epochs" / ".staging-0003").mkdir()
+    half = tmp_path / "job" / f".best.h5{_io.TEMPORARY}x1y2z3.h5"  # a killed atomic write
+    half.write_bytes(b"half an HDF5 file")
     reopened = RunDirectory(tmp_path / "job", "train", {}, resume=True, snapshot_files=("best.h5",))
     assert reopened.epochs_done == 2 and reopened.history() == history
     assert not (tmp_path / "job" / "best.h5").exists()
     assert sorted(os.listdir(tmp_path / "job" / "epochs")) == ["0002"]
+    assert not half.exists()
 
 
 def test_snapshot_files_roll_back_to_the_commit(tmp_path):

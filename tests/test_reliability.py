@@ -275,27 +275,33 @@ class _Lines:
 
 def kill_and_resume(kind: str, out: Path, epochs: int, kills: int, rng: random.Random) -> list:
     """Run a ``kind`` job ("train" or "search") in ``out``, SIGKILL it ``kills`` times at
-    random instants after its first epoch began, then resume it to completion. Return one
-    record per kill: (seconds after fit began, epochs committed before, epochs kept)."""
+    random instants, then resume it to completion. Each kill picks the next epoch to run
+    or the one after it, and a random instant up to 2 s after that epoch began
+    (mid-epoch, or during a commit). Return one record per kill: (epoch, seconds after it began, epochs committed
+    before the kill, epochs kept)."""
     records = []
     for i in range(kills):
+        start = RunDirectory(out, kind, resume=True).epochs_done if i else 0
+        if start >= epochs:
+            break
+        target = rng.randint(start, min(start + 1, epochs - 1))
         proc = _start(kind, out, epochs, resume=i > 0)
         lines = _Lines(proc)
-        if not lines.wait_for("EPOCH_BEGIN", timeout=300):
+        if not lines.wait_for(f"EPOCH_BEGIN {target}", timeout=300):
             proc.kill()
-            raise AssertionError(f"{kind} never began an epoch:\n{lines.text()}")
-        delay = rng.uniform(0.0, 4.0)
+            raise AssertionError(f"{kind} never began epoch {target}:\n{lines.text()}")
+        delay = rng.uniform(0.0, 2.0)
         time.sleep(delay)
         before = lines.begun()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         lines.thread.join(timeout=10)
         if proc.returncode == 0:  # finished before the kill
-            records.append((delay, before, epochs))
+            records.append((target + 1, delay, before, epochs))
             break
         kept = RunDirectory(out, kind, resume=True).epochs_done
         assert before <= kept <= lines.begun() + 1, (before, kept, lines.text())
-        records.append((delay, before, kept))
+        records.append((target + 1, delay, before, kept))
     final = _start(kind, out, epochs, resume=True)
     lines = _Lines(final)
     final.wait(timeout=900)
@@ -313,8 +319,11 @@ def check_files(out: Path) -> int:
         json.loads(path.read_text())
         count += 1
     for path in out.rglob("*.h5"):
-        with h5py.File(path, "r") as f:
-            assert len(f.keys()) > 0, path
+        try:
+            with h5py.File(path, "r") as f:
+                assert len(f.keys()) > 0, path
+        except OSError as err:
+            raise AssertionError(f"{path}: {err}") from err
         count += 1
     for index in out.rglob("ckpt.index"):
         assert tf.train.list_variables(str(index)[: -len(".index")]), index
@@ -329,7 +338,7 @@ def test_sigkill_at_random_instants_then_resume_a_training(tmp_path):
     from larq_bnas.training import evaluate
 
     out = tmp_path / "train"
-    records = kill_and_resume("train", out, epochs=4, kills=2, rng=random.Random(15))
+    records = kill_and_resume("train", out, epochs=4, kills=3, rng=random.Random(15))
     assert records
     history = json.loads((out / "history.json").read_text())
     results = json.loads((out / "results.json").read_text())
@@ -349,7 +358,7 @@ def test_sigkill_at_random_instants_then_resume_a_training(tmp_path):
 @pytest.mark.slow
 def test_sigkill_at_random_instants_then_resume_a_search(tmp_path):
     out = tmp_path / "search"
-    records = kill_and_resume("search", out, epochs=3, kills=2, rng=random.Random(16))
+    records = kill_and_resume("search", out, epochs=3, kills=3, rng=random.Random(16))
     assert records
     results = json.loads((out / "results.json").read_text())
     assert results["epochs_done"] == 3
