@@ -388,7 +388,7 @@ def test_benchmark_times_kernels_and_float(tiny, cache_dir):
     # The fastest choice is remembered for this file, thread count and machine.
     assert runtime.cached_kernel(tiny["lce"], 1) == best
     assert runtime.cached_kernel(tiny["lce"], 2) is None
-    cache = json.loads(runtime.kernel_cache_path().read_text())
+    cache = json.loads(cache_dir.read_text())
     assert [entry["kernel"] for entry in cache.values()] == [best]
     with pytest.raises(ValueError, match="Unknown kernel 'fast'"):
         runtime.benchmark(tiny["lce"], kernels=["fast"])

@@ -317,7 +317,7 @@ def abi_mismatch(lib: ctypes.CDLL, pointer: int, interpreter: Any) -> str | None
         if shape != expected_shape:
             return f"tensor {d['index']}: shape {shape} through the structs, {expected_shape} in TFLite"
         expected_bytes = int(np.prod(expected_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        if int(nbytes) != expected_bytes:
+        if int(nbytes) != expected_bytes and int(nbytes) != 0:  # 0: not allocated
             return f"tensor {d['index']}: {nbytes} bytes through the structs, {expected_bytes} expected"
     return None
 
