@@ -29,6 +29,20 @@ def test_parameter_counts_equal_the_reference(config, reference):
     assert _params(model) == reference
 
 
+def test_bnas_a_parameter_count_differs_from_the_reference_by_two_batchnorms():
+    # The reference's CIFAR preprocess0 after a reduction has a BatchNorm without scale
+    # and offset; ours has them (imported checkpoints load them as 1 and 0, the same
+    # function). Those are the only extra parameters: 2 x (2 x 2C + 2 x 4C)... = 24 C.
+    model = bnas_network(BNASConfig(cells=20, channels=36), num_classes=10)
+    extra = sum(
+        int(np.prod(w.shape))
+        for w in model.trainable_weights
+        if "preprocess0" in w.name and "bn" in w.name.split("/")[-2]
+    )
+    assert _params(model) == 5_579_116
+    assert _params(model) - 5_578_252 == 24 * 36
+
+
 def _cells(model):
     return [layer for layer in model.layers if isinstance(layer, Cell)]
 
