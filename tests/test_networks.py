@@ -34,11 +34,6 @@ def test_bnas_a_parameter_count_differs_from_the_reference_by_two_batchnorms():
     # and offset; ours has them (imported checkpoints load them as 1 and 0, the same
     # function). Those are the only extra parameters: 2 x (2 x 2C + 2 x 4C)... = 24 C.
     model = bnas_network(BNASConfig(cells=20, channels=36), num_classes=10)
-    extra = sum(
-        int(np.prod(w.shape))
-        for w in model.trainable_weights
-        if "preprocess0" in w.name and "bn" in w.name.split("/")[-2]
-    )
     assert _params(model) == 5_579_116
     assert _params(model) - 5_578_252 == 24 * 36
 

@@ -125,7 +125,11 @@ def convert(
     looks_like_path = weights is not None and (
         os.sep in weights or weights.endswith((".h5", ".keras", ".ckpt", ".index"))
     )
-    if looks_like_path and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
+    if (
+        weights is not None
+        and looks_like_path
+        and not (os.path.exists(weights) or os.path.exists(weights + ".index"))
+    ):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist")
     keras_model = load_cli_model(
         model, weights=weights, **model_kwargs(set_, cells, channels, input_size, num_classes)
