@@ -10,6 +10,7 @@ Every constructor has the same keyword-only signature (larq-zoo's)::
 and ``get_spec(name)`` give each model's config and the paper's figures.
 """
 
+from larq_bnas.zoo import published  # noqa: F401  (registers the BNAS checkpoint importer)
 from larq_bnas.zoo.preprocessing import decode_predictions, preprocess_input
 from larq_bnas.zoo.registry import (
     ModelSpec,

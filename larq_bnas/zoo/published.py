@@ -35,6 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from larq_bnas.zoo.registry import (
+    CheckpointImporter,
+    find_spec,
+    get_spec,
+    normalize_name,
+    register_checkpoint_importer,
+)
 from larq_bnas.zoo.torch_checkpoint import CheckpointError, load_state_dict
 
 #: Google Drive folder the reference README links to ("Inference with Pre-Trained Models").
@@ -149,8 +156,6 @@ PUBLISHED: tuple[PublishedCheckpoint, ...] = (
 
 def published_for(zoo_name: str) -> PublishedCheckpoint | None:
     """The published checkpoint of zoo model ``zoo_name``, if any."""
-    from larq_bnas.zoo.registry import normalize_name
-
     for entry in PUBLISHED:
         if normalize_name(entry.zoo_name) == normalize_name(zoo_name):
             return entry
@@ -161,8 +166,6 @@ def resolve_model_name(name: str) -> str:
     """A zoo name, or the reference's config name (``ref:bnas-h`` or a reference-only
     name such as ``bnas-h``) mapped to ours. Zoo names win: ``bnas-g`` is our BNAS-G
     (the reference's ``bnas-h``); write ``ref:bnas-g`` for the reference's."""
-    from larq_bnas.zoo.registry import find_spec, normalize_name
-
     text = name.strip()
     explicit = text.lower().startswith("ref:")
     if explicit:
@@ -525,7 +528,6 @@ def import_checkpoint(
             that do not fit (naming the first one and both shapes).
     """
     from larq_bnas.models.bnas.network import BNASConfig, bnas_network
-    from larq_bnas.zoo.registry import get_spec
 
     spec = get_spec(resolve_model_name(model))
     if spec.family != "bnas":
@@ -741,3 +743,33 @@ def evaluate_checkpoint(
     if n == 0:
         raise ValueError(f"{dataset} has no images")
     return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "examples": n}
+
+
+def _build_from_checkpoint(
+    name: str,
+    weights: Any,
+    *,
+    input_shape: Any = None,
+    input_tensor: Any = None,
+    include_top: bool = True,
+    num_classes: int | None = None,
+    **options: Any,
+) -> Any:
+    """``zoo.build(name, weights="X.pth.tar", ...)``: import the reference checkpoint."""
+    if input_shape is not None and tuple(input_shape)[0] != tuple(input_shape)[1]:
+        raise ValueError("a reference checkpoint is imported for square inputs")
+    model, _ = import_checkpoint(
+        weights,
+        name,
+        num_classes=num_classes,
+        input_size=None if input_shape is None else tuple(input_shape)[0],
+        input_tensor=input_tensor,
+        include_top=include_top,
+        **options,
+    )
+    return model
+
+
+register_checkpoint_importer(
+    CheckpointImporter(family="bnas", matches=is_torch_checkpoint, build=_build_from_checkpoint)
+)

@@ -137,6 +137,25 @@ def configure(name: str, **options: Any) -> tuple[ModelSpec, ModelConfig]:
     return spec, spec.config.override(options) if options else spec.config
 
 
+@dataclass(frozen=True)
+class CheckpointImporter:
+    """Builds a family's model from a foreign checkpoint format (e.g. the BNAS authors'
+    PyTorch files, registered by ``larq_bnas.zoo.published``)."""
+
+    family: str
+    matches: Callable[[Any], bool]
+    build: Callable[..., Any]
+
+
+_CHECKPOINT_IMPORTERS: list[CheckpointImporter] = []
+
+
+def register_checkpoint_importer(importer: CheckpointImporter) -> CheckpointImporter:
+    """Let ``build(..., weights=FILE)`` hand files that ``importer.matches`` to it."""
+    _CHECKPOINT_IMPORTERS.append(importer)
+    return importer
+
+
 def build(
     name: str,
     *,
@@ -162,22 +181,19 @@ def build(
         **options: config fields of the model's family (e.g. ``cells=8``,
             ``genotype="search/genotype_gamma1.json"``, ``pad_values=0.0``).
     """
-    if weights is not None and spec_family(name) == "bnas":
-        from larq_bnas.zoo.published import import_checkpoint, is_torch_checkpoint
-
-        if is_torch_checkpoint(weights):
-            if input_shape is not None and tuple(input_shape)[0] != tuple(input_shape)[1]:
-                raise ValueError("a reference checkpoint is imported for square inputs")
-            model, _ = import_checkpoint(
-                weights,
-                name,
-                num_classes=num_classes,
-                input_size=None if input_shape is None else tuple(input_shape)[0],
-                input_tensor=input_tensor,
-                include_top=include_top,
-                **options,
-            )
-            return model
+    if weights is not None:
+        family = spec_family(name)
+        for importer in _CHECKPOINT_IMPORTERS:
+            if importer.family == family and importer.matches(weights):
+                return importer.build(
+                    name,
+                    weights,
+                    input_shape=input_shape,
+                    input_tensor=input_tensor,
+                    include_top=include_top,
+                    num_classes=num_classes,
+                    **options,
+                )
     entry = published_entry(get_spec(name).weights, weights, include_top)
     if entry is not None and entry.options:
         options = {**entry.options, **options}
