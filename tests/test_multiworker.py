@@ -6,10 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from larq_bnas.training.distribute import STRATEGIES, get_strategy, is_chief
+from larq_bnas.errors import InputError
+from larq_bnas.training.distribute import STRATEGIES, get_strategy, is_chief, tf_config
 
 MODEL = ["bnas-mini", "--cells", "3", "--channels", "8", "--input-size", "12"]
 RUN = ["--epochs", "3", "--batch-size", "64"]
@@ -74,6 +76,27 @@ def test_strategy_names():
     assert is_chief(get_strategy("none"))
     with pytest.raises(ValueError, match="Unknown strategy 'ring'.*multiworker"):
         get_strategy("ring")
+
+
+def test_tf_config_is_read_in_one_place():
+    cluster = {"chief": ["a:1"], "worker": ["b:2", "c:3"], "ps": ["d:4"]}
+    config = {"cluster": cluster, "task": {"type": "worker", "index": 1}}
+    parsed = tf_config({"TF_CONFIG": json.dumps(config)})
+    assert (parsed.workers, parsed.task_type, parsed.task_index) == (3, "worker", 1)
+    for empty in ({}, {"TF_CONFIG": ""}, {"TF_CONFIG": "{}"}):
+        assert tf_config(empty).workers == 0 and tf_config(empty).task_index == 0
+    with pytest.raises(InputError, match="TF_CONFIG is not valid JSON"):
+        tf_config({"TF_CONFIG": "{cluster"})
+    with pytest.raises(InputError, match="must be a JSON object"):
+        tf_config({"TF_CONFIG": "[1, 2]"})
+    # The only reader: no other module of the package looks at the variable.
+    package = Path(__file__).resolve().parent.parent / "larq_bnas"
+    readers = [
+        str(f.relative_to(package))
+        for f in package.rglob("*.py")
+        if '"TF_CONFIG"' in f.read_text(encoding="utf-8")
+    ]
+    assert readers == ["training/distribute.py"]
 
 
 @pytest.mark.slow

@@ -12,16 +12,41 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import tensorflow as tf
+
+from larq_bnas.errors import InputError
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 
 
-def _workers() -> int:
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    cluster = config.get("cluster", {})
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What this library reads from ``TF_CONFIG``: the cluster's size and this task."""
+
+    workers: int = 0  # workers plus the chief, if any
+    task_type: str | None = None
+    task_index: int = 0
+
+
+def tf_config(environ: dict[str, str] | None = None) -> ClusterConfig:
+    """The one reader of ``TF_CONFIG`` (from ``environ``, default ``os.environ``); an empty
+    or missing variable is a single machine. Malformed JSON raises ``InputError``."""
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "") or "{}"
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"TF_CONFIG is not valid JSON ({err}): {text[:80]!r}") from err
+    if not isinstance(config, dict):
+        raise InputError(f"TF_CONFIG must be a JSON object, got {text[:80]!r}")
+    cluster = config.get("cluster") or {}
+    task = config.get("task") or {}
+    return ClusterConfig(
+        workers=len(cluster.get("worker", [])) + len(cluster.get("chief", [])),
+        task_type=task.get("type"),
+        task_index=int(task.get("index", 0)),
+    )
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -31,7 +56,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
             f"Unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}"
         )
     if name == "auto":
-        if _workers() > 1:
+        if tf_config().workers > 1:
             name = "multiworker"
         elif len(tf.config.list_physical_devices("GPU")) > 1:
             name = "mirrored"

@@ -18,7 +18,6 @@ checkpoint).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from larq_bnas._io import atomic_path, read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
 from larq_bnas.errors import InputError
 from larq_bnas.training import data
-from larq_bnas.training.distribute import get_strategy, is_chief
+from larq_bnas.training.distribute import get_strategy, is_chief, tf_config
 from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.recipes import get_recipe
 from larq_bnas.training.schedules import schedule_of
@@ -560,7 +559,7 @@ def train(
     distribution = get_strategy(strategy)
     job.chief = is_chief(distribution)
     job.root = Path(output_dir)
-    job.out = job.root if job.chief else job.root / f".worker{_task_id()}"
+    job.out = job.root if job.chief else job.root / f".worker{tf_config().task_index}"
     job.record = _record(job, weights, strategy, distribution.num_replicas_in_sync)
     if resume or (job.out / "state.json").exists():  # refuse (or reopen) an existing run early
         previous = _open_run(job, resume)
@@ -574,8 +573,3 @@ def train(
     callbacks = _callbacks(job, run, keras_model, resume, flip_stats, tensorboard, extra_callbacks)
     wall, final = _fit(job, keras_model, train_ds, test_ds, callbacks, lean_memory, verbose)
     return _finish(job, run, keras_model, wall, final)
-
-
-def _task_id() -> int:
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    return int(config.get("task", {}).get("index", 0))
