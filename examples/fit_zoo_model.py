@@ -16,28 +16,31 @@ from sklearn.datasets import load_digits
 
 import larq_bnas.zoo as zoo  # importing larq_bnas selects legacy Keras for larq
 from larq_bnas.training.callbacks import WeightFlipCounter
+from larq_bnas.training.data import DIGITS
 
 
 def my_dataset(size: int, batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Your own pipeline: here scikit-learn's digits, scaled, resized, 3 channels."""
     digits = load_digits()
     images = tf.image.resize(digits.images[..., None] / 16.0, (size, size))
-    images = tf.repeat((images - 0.3) / 0.4, 3, axis=-1)
+    images = tf.repeat((images - DIGITS.mean[0]) / DIGITS.std[0], 3, axis=-1)
     labels = digits.target
-    train = tf.data.Dataset.from_tensor_slices((images[:1400], labels[:1400]))
-    test = tf.data.Dataset.from_tensor_slices((images[1400:], labels[1400:]))
-    return train.shuffle(1400, seed=0).batch(batch_size), test.batch(batch_size)
+    n = DIGITS.splits["train"]
+    train = tf.data.Dataset.from_tensor_slices((images[:n], labels[:n]))
+    test = tf.data.Dataset.from_tensor_slices((images[n:], labels[n:]))
+    return train.shuffle(n, seed=0).batch(batch_size), test.batch(batch_size)
 
 
 def main(tiny: bool = False) -> dict[str, float]:
     options = {"cells": 3, "channels": 4} if tiny else {}
-    model = zoo.BNASMini(input_shape=(16, 16, 3), num_classes=10, **options)
+    size = DIGITS.input_size
+    model = zoo.BNASMini(input_shape=(size, size, 3), num_classes=DIGITS.num_classes, **options)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=2e-3),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    train, test = my_dataset(16, 64)
+    train, test = my_dataset(size, DIGITS.batch_size)
     flips = WeightFlipCounter(per_layer=False)
     history = model.fit(
         train, validation_data=test, epochs=3 if tiny else 8, callbacks=[flips], verbose=2

@@ -56,3 +56,20 @@ def test_bnas_config_to_dict_and_help():
     d = BNASConfig().override({"cells": "8"}).to_dict()
     assert d["cells"] == 8 and d["genotype"] == "bnas_cifar" and d["layer_set"] == []
     assert "one of cifar, imagenet" in BNASConfig.option_help()["stem"]
+
+
+def test_digits_facts_are_stated_once_and_match_the_data():
+    """The digits' sizes, split and defaults come from ``DIGITS`` everywhere they are used."""
+    from larq_bnas.search import runner
+    from larq_bnas.studies import common
+    from larq_bnas.training import DIGITS_DEFAULTS, data
+
+    train, test = data.digits_arrays("train"), data.digits_arrays("test")
+    assert (len(train[1]), len(test[1])) == (1438, 359) == tuple(data.DIGITS.splits.values())
+    assert len(train[1]) + len(test[1]) == data.DIGITS.examples
+    assert train[0].shape[1:] == data.DIGITS.image_shape
+    assert sorted(set(train[1].tolist())) == list(range(data.DIGITS.num_classes))
+    info = data.info("digits")
+    assert (info.num_classes, info.splits, info.mean) == (10, {"train": 1438, "test": 359}, (0.3,))
+    assert DIGITS_DEFAULTS == {"recipe": "digits", "epochs": 12, "batch_size": 64, "input_size": 16}
+    assert runner.DIGITS_INPUT_SIZE == 16 and common.TOY_DATASET == "digits"

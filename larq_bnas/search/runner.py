@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from larq_bnas._digits import DIGITS
 from larq_bnas._io import read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
 from larq_bnas.search.derive import (
@@ -69,7 +70,7 @@ RESUME_KEYS = (
     "steps_per_epoch",
 )
 #: Input size of the embedded digits (8x8 images) when none is given; other datasets: 32.
-DIGITS_INPUT_SIZE = 16
+DIGITS_INPUT_SIZE = DIGITS.input_size
 
 
 def search_data(
@@ -288,7 +289,7 @@ def run_search(
     layer_set = resolve_layer_set(layer_set)
     meta = data.info(dataset, data_dir)  # unknown or missing datasets fail here, clearly
     if input_size is None:
-        input_size = DIGITS_INPUT_SIZE if dataset == "digits" else 32
+        input_size = DIGITS_INPUT_SIZE if dataset == DIGITS.name else 32
     config = SupernetConfig(
         cells=cells,
         channels=channels,

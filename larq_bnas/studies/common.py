@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from larq_bnas._autograph import lean_autograph  # noqa: F401  (re-exported)
+from larq_bnas._digits import DIGITS
 from larq_bnas._io import atomic_path, read_json, write_json, write_text
 
 SCALES = ("toy", "paper")
-TOY_DATASET = "digits"
+TOY_DATASET = DIGITS.name
 TOY_NOTE = (
     "Toy scale: trained on the embedded 8x8 digits (resized), for a few epochs, with "
     "shrunken models. These numbers only show that the experiment runs end to end; they "

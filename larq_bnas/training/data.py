@@ -44,11 +44,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from larq_bnas._digits import DIGITS
 from larq_bnas.errors import InputError
 
 AUTOTUNE = tf.data.AUTOTUNE
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SEED = 0
 FOLDER_TEST_FRACTION = 0.2
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -109,8 +108,8 @@ def digits_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     images = (digits.images.astype(np.float32) / 16.0)[..., None]
     labels = digits.target.astype(np.int32)
-    order = np.random.RandomState(DIGITS_SEED).permutation(len(labels))
-    n_test = int(round(len(labels) * DIGITS_TEST_FRACTION))
+    order = np.random.RandomState(DIGITS.split_seed).permutation(len(labels))
+    n_test = DIGITS.splits["test"]
     idx = {"train": order[n_test:], "test": order[:n_test]}.get(split)
     if idx is None:
         raise ValueError(f"Unknown split {split!r} of 'digits'; valid splits are: train, test")
@@ -118,12 +117,12 @@ def digits_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 
 
 DIGITS_INFO = DatasetInfo(
-    name="digits",
-    num_classes=10,
-    image_shape=(8, 8, 1),
-    splits={"train": 1438, "test": 359},
-    mean=(0.3,),
-    std=(0.4,),
+    name=DIGITS.name,
+    num_classes=DIGITS.num_classes,
+    image_shape=DIGITS.image_shape,
+    splits=DIGITS.splits,
+    mean=DIGITS.mean,
+    std=DIGITS.std,
 )
 
 
@@ -389,9 +388,9 @@ def _stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (CIFAR_MEAN, CIFAR_STD) if name.startswith("cifar") else (IMAGENET_MEAN, IMAGENET_STD)
 
 
-def info(name: str = "digits", data_dir: str | os.PathLike | None = None) -> DatasetInfo:
+def info(name: str = DIGITS.name, data_dir: str | os.PathLike | None = None) -> DatasetInfo:
     """Number of classes, native image shape and split sizes of dataset ``name``."""
-    if name == "digits":
+    if name == DIGITS.name:
         return DIGITS_INFO
     if name.startswith("folder:"):
         root = _folder_root(name)
@@ -412,7 +411,7 @@ def info(name: str = "digits", data_dir: str | os.PathLike | None = None) -> Dat
     return DatasetInfo(name, features[label_key].num_classes, shape, splits, mean, std)
 
 
-def eval_split(name: str = "digits", data_dir: str | os.PathLike | None = None) -> str:
+def eval_split(name: str = DIGITS.name, data_dir: str | os.PathLike | None = None) -> str:
     """The split to report test accuracy on: ``test`` when the set has one, else
     ``validation`` (ImageNet's 50,000 images, as the papers report)."""
     splits = info(name, data_dir).splits
@@ -426,7 +425,7 @@ def eval_split(name: str = "digits", data_dir: str | os.PathLike | None = None) 
 
 
 def load(
-    name: str = "digits",
+    name: str = DIGITS.name,
     split: str = "train",
     *,
     input_size: int | None = 32,
@@ -471,7 +470,7 @@ def load(
     training = base == "train"
     shuffle = training if shuffle is None else shuffle
     decode: Callable[[tf.Tensor], tf.Tensor] | None = None
-    if name == "digits":
+    if name == DIGITS.name:
         ds = _digits_source(split, channels)
         meta = DIGITS_INFO
         augment = False if augment is None else augment

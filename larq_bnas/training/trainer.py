@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_bnas._autograph import lean_autograph
+from larq_bnas._digits import DIGITS
 from larq_bnas._io import atomic_path, read_json, write_json
 from larq_bnas.checkpointing import RunDirectory
 from larq_bnas.errors import InputError
@@ -37,12 +38,13 @@ from larq_bnas.training.memory import lean_graphs, recompute_binary_ops
 from larq_bnas.training.recipes import get_recipe
 from larq_bnas.training.schedules import schedule_of
 
-#: Defaults that make the embedded dataset train well in minutes on 2 CPU cores.
+#: Defaults that make the embedded dataset train well in minutes on 2 CPU cores
+#: (``data.DIGITS``, as a dict).
 DIGITS_DEFAULTS: dict[str, Any] = {
-    "recipe": "digits",
-    "epochs": 12,
-    "batch_size": 64,
-    "input_size": 16,
+    "recipe": DIGITS.recipe,
+    "epochs": DIGITS.epochs,
+    "batch_size": DIGITS.batch_size,
+    "input_size": DIGITS.input_size,
 }
 
 
@@ -168,11 +170,11 @@ def _metrics() -> list[tf.keras.metrics.Metric]:
 def evaluate(
     model: Any,
     *,
-    dataset: str = "digits",
+    dataset: str = DIGITS.name,
     split: str | None = None,
     weights: str | None = None,
     input_size: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = DIGITS.batch_size,
     data_dir: str | None = None,
     options: dict[str, Any] | None = None,
     trust_model_code: bool = False,
@@ -183,8 +185,8 @@ def evaluate(
     _check_weights(weights)
     if batch_size < 1:
         raise InputError(f"batch size must be positive, got {batch_size}")
-    if dataset == "digits" and input_size is None and not isinstance(model, tf.keras.Model):
-        input_size = DIGITS_DEFAULTS["input_size"]
+    if dataset == DIGITS.name and input_size is None and not isinstance(model, tf.keras.Model):
+        input_size = DIGITS.input_size
     meta = data.info(dataset, data_dir)
     keras_model = _build(
         model, input_size, meta.num_classes, weights, options or {}, trust_model_code
@@ -268,19 +270,17 @@ def _settings(
     seed: int,
 ) -> _Job:
     """Step 1: the recipe, epochs, batch size and input size, with their defaults."""
-    digits = dataset == "digits"
-    recipe_name = recipe or (DIGITS_DEFAULTS["recipe"] if digits else "bnas-cifar")
+    digits = dataset == DIGITS.name
+    recipe_name = recipe or (DIGITS.recipe if digits else "bnas-cifar")
     the_recipe = get_recipe(recipe_name)
-    epochs = int(epochs or (DIGITS_DEFAULTS["epochs"] if digits else the_recipe.default_epochs))
-    batch_size = int(
-        batch_size or (DIGITS_DEFAULTS["batch_size"] if digits else the_recipe.default_batch_size)
-    )
+    epochs = int(epochs or (DIGITS.epochs if digits else the_recipe.default_epochs))
+    batch_size = int(batch_size or (DIGITS.batch_size if digits else the_recipe.default_batch_size))
     if epochs < 1:
         raise InputError(f"epochs must be positive, got {epochs}")
     if batch_size < 1:
         raise InputError(f"batch size must be positive, got {batch_size}")
     if input_size is None and digits and not isinstance(model, tf.keras.Model):
-        input_size = DIGITS_DEFAULTS["input_size"]
+        input_size = DIGITS.input_size
     return _Job(
         model,
         dataset,
@@ -499,7 +499,7 @@ def train(
     model: Any,
     *,
     output_dir: str | os.PathLike,
-    dataset: str = "digits",
+    dataset: str = DIGITS.name,
     recipe: str | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
