@@ -46,6 +46,7 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
+from larq_bnas._keras import batch_norm
 from larq_bnas.config import ModelConfig
 from larq_bnas.models.bnas.ops import (
     ALL_PRIMITIVES,
@@ -183,12 +184,6 @@ def magnitude_aware_sign(kernel: tf.Tensor) -> tf.Tensor:
     return scale * lq.quantizers.ste_sign(kernel, clip_value=None)
 
 
-def _batch_norm(name: str, affine: bool = False) -> tf.keras.layers.BatchNormalization:
-    return tf.keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name
-    )
-
-
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow's "same" padding (the convention of larq and ``larq_bnas.models.bnas.ops``)."""
     out = math.ceil(size / stride)
@@ -204,7 +199,7 @@ class ReLUConvBN(tf.keras.layers.Layer):
         self.conv = tf.keras.layers.Conv2D(
             filters, kernel_size, strides=strides, padding="same", use_bias=False, name="conv"
         )
-        self.bn = _batch_norm("bn")
+        self.bn = batch_norm("bn", affine=False)
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
@@ -281,8 +276,8 @@ class FusedEdges(tf.keras.layers.Layer):
             n for n in self.layer_set if n not in _CONVS and n not in _POOLS and n != ZEROISE
         ]
         # One non-affine BN for the "BN -> sign" shared by every binary conv on this input.
-        self.bn = _batch_norm("bn") if self.conv_names else None
-        self.pool_bns = {name: _batch_norm(f"{name}_bn") for name in self.pool_names}
+        self.bn = batch_norm("bn", affine=False) if self.conv_names else None
+        self.pool_bns = {name: batch_norm(f"{name}_bn", affine=False) for name in self.pool_names}
         # Ops without a fused form (the separable convs of the ablation): one per edge.
         self.edge_ops = {
             name: [
@@ -444,7 +439,7 @@ class SearchCell(tf.keras.layers.Layer):
                 for node, src in edge_list()
             ]
         if skip == "projection":
-            self.skip_bn = _batch_norm("skip_bn", affine=True)
+            self.skip_bn = batch_norm("skip_bn")
             self.skip_conv = tf.keras.layers.Conv2D(
                 STEPS * C, 2, strides=2, padding="same", use_bias=True, name="skip_conv"
             )
@@ -505,7 +500,7 @@ class Supernet(tf.keras.Model):
         self.stem_conv = tf.keras.layers.Conv2D(
             3 * C, 3, padding="same", use_bias=False, name="stem_conv"
         )
-        self.stem_bn = _batch_norm("stem_bn", affine=True)
+        self.stem_bn = batch_norm("stem_bn")
         self.search_cells = []
         for plan in cell_schedule(config.cells, C, inter_cell_skip=config.inter_cell_skip):
             self.search_cells.append(

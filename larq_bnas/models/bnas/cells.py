@@ -20,6 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from larq_bnas._keras import batch_norm
 from larq_bnas.models.bnas.genotypes import Genotype
 from larq_bnas.models.bnas.ops import PRIMITIVES, BinaryConv, Zeroise, check_op_name, make_op
 
@@ -118,9 +119,7 @@ class Cell(tf.keras.layers.Layer):
             )
             self.edge_layers.append(layer)
         if skip == "projection":
-            self.skip_bn = tf.keras.layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, name="skip_bn"
-            )
+            self.skip_bn = batch_norm("skip_bn")
             self.skip_conv = tf.keras.layers.Conv2D(
                 len(self.concat) * C,
                 2,

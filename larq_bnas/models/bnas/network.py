@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import tensorflow as tf
 
-from larq_bnas._keras import global_pool, model_input, source_inputs
+from larq_bnas._keras import batch_norm, global_pool, model_input, source_inputs
 from larq_bnas.config import ModelConfig
 from larq_bnas.models.bnas.cells import Cell
 from larq_bnas.models.bnas.genotypes import Genotype, resolve_genotype
@@ -204,19 +204,19 @@ def bnas_network(
         return x
 
     if config.stem == "cifar":
-        x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
+        x = batch_norm("stem_bn")(x)
         x = tf.keras.layers.Conv2D(3 * C, 3, padding="same", use_bias=False, name="stem_conv")(x)
         s0 = s1 = tf.keras.layers.ReLU(name="stem_relu")(x)
         reduction_prev = False
     else:
         x = stem_conv(C // 2, "stem0_conv1", x)
-        x = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem0_bn1")(x)
+        x = batch_norm("stem0_bn1")(x)
         x = tf.keras.layers.ReLU(name="stem0_relu")(x)
         x = stem_conv(C, "stem0_conv2", x)
-        s0 = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem0_bn2")(x)
+        s0 = batch_norm("stem0_bn2")(x)
         x = tf.keras.layers.ReLU(name="stem1_relu")(s0)
         x = stem_conv(C, "stem1_conv", x)
-        s1 = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem1_bn")(x)
+        s1 = batch_norm("stem1_bn")(x)
         reduction_prev = True
 
     for plan in cell_schedule(

@@ -22,6 +22,8 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
+from larq_bnas._keras import batch_norm
+
 #: The searched layer set, in the reference implementation's order (paper Table 3).
 PRIMITIVES: tuple[str, ...] = (
     "none",
@@ -172,9 +174,7 @@ class BinaryConv(tf.keras.layers.Layer):
         self.affine = bool(affine)
         self.binary_kernel = bool(binary_kernel)
         self.torch_padding = bool(torch_padding)
-        self.bn = tf.keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name="bn"
-        )
+        self.bn = batch_norm("bn", affine=affine)
         # A stride-2, dilation-2 convolution reads only even rows and columns, so it equals
         # a plain convolution on the input subsampled by 2 (Keras has no strided dilated
         # conv). Subsampling first also keeps the work and the cost count exact.
@@ -244,9 +244,7 @@ class BinarySepConv(tf.keras.layers.Layer):
         self.strides = int(strides)
         self.pad_values = float(pad_values)
         self.affine = bool(affine)
-        self.bn1 = tf.keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name="bn1"
-        )
+        self.bn1 = batch_norm("bn1", affine=affine)
         with _unclipped_kernels():
             self.depthwise = lq.layers.QuantDepthwiseConv2D(
                 self.kernel_size,
@@ -258,9 +256,7 @@ class BinarySepConv(tf.keras.layers.Layer):
                 use_bias=False,
                 name="depthwise",
             )
-        self.bn2 = tf.keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name="bn2"
-        )
+        self.bn2 = batch_norm("bn2", affine=affine)
         self.pointwise = quant_conv(self.filters, 1, name="pointwise")
 
     @tf.autograph.experimental.do_not_convert
@@ -309,13 +305,7 @@ class Pool(tf.keras.layers.Layer):
         pool_cls = tf.keras.layers.MaxPool2D if mode == "max" else tf.keras.layers.AveragePooling2D
         # TensorFlow's "same" average pooling divides by the number of real cells.
         self.pool = pool_cls(3, strides=self.strides, padding="same", name="pool")
-        self.bn = (
-            tf.keras.layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, center=False, scale=False, name="bn"
-            )
-            if self.bn_after
-            else None
-        )
+        self.bn = batch_norm("bn", affine=False) if self.bn_after else None
 
     @tf.autograph.experimental.do_not_convert
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
