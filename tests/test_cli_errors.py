@@ -290,3 +290,34 @@ def test_the_same_commands_accept_good_files(files):
 
 def test_there_are_at_least_40_cases():
     assert len({c[0] for c in CASES}) == len(CASES) >= 40
+
+
+def test_run_takes_every_default_from_the_pipeline_options(monkeypatch):
+    """`larq_bnas run` with no options runs exactly ``PipelineOptions()``."""
+    from larq_bnas.pipeline import stages
+    from larq_bnas.pipeline.options import PipelineOptions
+
+    seen: dict = {}
+
+    def fake_run_pipeline(output, resume=False, log=None, **options):
+        seen.update(options, output=output, resume=resume)
+
+    monkeypatch.setattr(stages, "run_pipeline", fake_run_pipeline)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert (seen.pop("output"), seen.pop("resume")) == ("runs/main", False)
+    assert PipelineOptions(**seen) == PipelineOptions()
+    assert len(seen) >= 20  # every option of the command reached the pipeline
+
+
+def test_model_options_reach_the_command_as_one_value():
+    from larq_bnas.cli._common import ModelOptions
+
+    opts = ModelOptions(("stem=plain", "pad_values=0"), 3, 4, 8, 5)
+    assert opts.options() == {"stem": "plain", "pad_values": "0", "cells": 3, "channels": 4}
+    assert opts.kwargs(channels_in=1) == {
+        **opts.options(),
+        "input_shape": (8, 8, 1),
+        "num_classes": 5,
+    }
+    assert ModelOptions().kwargs() == {}

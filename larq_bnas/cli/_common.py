@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+
+from larq_bnas._digits import DIGITS
 
 #: Exit codes: bad input, failed job, interrupted (128 + SIGINT).
 EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -48,74 +52,182 @@ def trust_model_code() -> bool:
     return bool(ctx is not None and ctx.meta.get(_TRUST, False))
 
 
+#: A click decorator (an option, or several: ``stack``).
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+#: Value ranges shared by every command's options of that kind.
+CELLS = click.IntRange(min=3)
+CHANNELS = click.IntRange(min=1)
+COUNT = click.IntRange(min=1)
+TFDS_DIR_HELP = "Where tfds datasets are prepared (default $TFDS_DATA_DIR)."
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """The ``decorators`` applied as if written one above the other, the first on top
+    (the order of ``--help``)."""
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def output_option(
+    help: str, *, file: bool = False, required: bool = True, default: str | None = None
+) -> Decorator:
+    """``-o/--output``: a directory, or a file (``file=True``)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False) if file else click.Path(file_okay=False),
+        required=required,
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def file_option(*decls: str, help: str) -> Decorator:
+    """An optional file to write (no default)."""
+    return click.option(*decls, type=click.Path(dir_okay=False), default=None, help=help)
+
+
+def resume_option(help: str) -> Decorator:
+    return click.option("--resume", is_flag=True, help=help)
+
+
+def dataset_option(help: str | None = None, default: str | None = DIGITS.name) -> Decorator:
+    return click.option("--dataset", default=default, show_default=default is not None, help=help)
+
+
+def data_dir_option(help: str | None = TFDS_DIR_HELP) -> Decorator:
+    return click.option("--data-dir", type=click.Path(), default=None, help=help)
+
+
+def weights_option(help: str) -> Decorator:
+    return click.option("--weights", type=click.Path(), default=None, help=help)
+
+
+def seed_option(default: int = 0) -> Decorator:
+    return click.option("--seed", type=int, default=default, show_default=True)
+
+
+def threads_option(default: int = 2) -> Decorator:
+    return click.option("--threads", type=COUNT, default=default, show_default=True)
+
+
+def xla_option(step: str, note: str) -> Decorator:
+    return click.option(
+        "--xla/--no-xla",
+        default=False,
+        show_default=True,
+        help=f"Compile the {step} step with XLA ({note}).",
+    )
+
+
+def json_option(what: str) -> Decorator:
+    return click.option("--json", "as_json", is_flag=True, help=f"Print the {what} as JSON.")
+
+
+def size_options(min_input: int = 8, **helps: str) -> Decorator:
+    """Any of ``--cells``, ``--channels``, ``--input-size`` and ``--num-classes`` (default
+    None), named by keyword with their help texts, in that keyword order."""
+    types = {
+        "cells": CELLS,
+        "channels": CHANNELS,
+        "input_size": click.IntRange(min=min_input),
+        "num_classes": COUNT,
+    }
+    return stack(
+        *(
+            click.option(f"--{name.replace('_', '-')}", type=types[name], default=None, help=text)
+            for name, text in helps.items()
+        )
+    )
+
+
+_MODEL_OPTIONS = stack(
+    click.option(
+        "--trust-model-code",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_trust,
+        help="Load a saved model even if it carries code (Lambda layers): only for "
+        "files you made or trust.",
+    ),
+    click.option(
+        "--set",
+        "set_",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a model option (repeatable), e.g. --set pad_values=0.0.",
+    ),
+    size_options(
+        cells="Number of cells (BNAS models and genotype files).",
+        channels="Initial channels C (BNAS models and genotype files).",
+        input_size="Square input size in pixels (default: the model's own).",
+        num_classes="Classifier outputs (default: the model's own).",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The values of ``model_options`` as one argument of the command (``model_opts``)."""
+
+    set_: tuple[str, ...] = ()
+    cells: int | None = None
+    channels: int | None = None
+    input_size: int | None = None
+    num_classes: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        """--set, --cells and --channels: the model's own options."""
+        options: dict[str, Any] = parse_set(self.set_)
+        if self.cells is not None:
+            options["cells"] = self.cells
+        if self.channels is not None:
+            options["channels"] = self.channels
+        return options
+
+    def kwargs(self, channels_in: int = 3) -> dict[str, Any]:
+        """All of them as keyword arguments of ``larq_bnas.zoo.references.load_model``."""
+        options = self.options()
+        if self.input_size is not None:
+            options["input_shape"] = (self.input_size, self.input_size, channels_in)
+        if self.num_classes is not None:
+            options["num_classes"] = self.num_classes
+        return options
+
+    def refuse_num_classes(self) -> None:
+        """For commands where the dataset sets the number of classes."""
+        if self.num_classes is not None:
+            raise click.BadParameter(
+                "the dataset sets the number of classes", param_hint="--num-classes"
+            )
+
+
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add --set, --cells, --channels, --input-size, --num-classes and --trust-model-code
-    to a command (the last one is read with ``trust_model_code()``)."""
-    decorators = [
-        click.option(
-            "--trust-model-code",
-            is_flag=True,
-            expose_value=False,
-            callback=_remember_trust,
-            help="Load a saved model even if it carries code (Lambda layers): only for "
-            "files you made or trust.",
-        ),
-        click.option(
-            "--set",
-            "set_",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Override a model option (repeatable), e.g. --set pad_values=0.0.",
-        ),
-        click.option(
-            "--cells",
-            type=click.IntRange(min=3),
-            default=None,
-            help="Number of cells (BNAS models and genotype files).",
-        ),
-        click.option(
-            "--channels",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Initial channels C (BNAS models and genotype files).",
-        ),
-        click.option(
-            "--input-size",
-            type=click.IntRange(min=8),
-            default=None,
-            help="Square input size in pixels (default: the model's own).",
-        ),
-        click.option(
-            "--num-classes",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Classifier outputs (default: the model's own).",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        f = decorator(f)
-    return f
+    to a command; it gets the first five as one ``model_opts: ModelOptions`` argument (the
+    last one is read with ``trust_model_code()``)."""
 
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        set_: tuple[str, ...],
+        cells: int | None,
+        channels: int | None,
+        input_size: int | None,
+        num_classes: int | None,
+        **kwargs: Any,
+    ) -> Any:
+        model_opts = ModelOptions(set_, cells, channels, input_size, num_classes)
+        return f(*args, model_opts=model_opts, **kwargs)
 
-def model_kwargs(
-    set_: tuple[str, ...] = (),
-    cells: int | None = None,
-    channels: int | None = None,
-    input_size: int | None = None,
-    num_classes: int | None = None,
-    channels_in: int = 3,
-) -> dict[str, Any]:
-    """The keyword arguments of ``larq_bnas.zoo.references.load_model`` for the options."""
-    options: dict[str, Any] = parse_set(set_)
-    if cells is not None:
-        options["cells"] = cells
-    if channels is not None:
-        options["channels"] = channels
-    if input_size is not None:
-        options["input_shape"] = (input_size, input_size, channels_in)
-    if num_classes is not None:
-        options["num_classes"] = num_classes
-    return options
+    return _MODEL_OPTIONS(command)
 
 
 def load_cli_model(ref: str, **kwargs: Any) -> Any:

@@ -7,29 +7,26 @@ import sys
 import click
 
 from larq_bnas.cli._common import (
+    COUNT,
+    ModelOptions,
     check_flatbuffer,
     echo_json,
+    file_option,
+    json_option,
     load_cli_model,
-    model_kwargs,
     model_options,
+    output_option,
+    threads_option,
+    weights_option,
 )
 
 
 @click.command()
 @click.argument("model")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    required=True,
-    help="The LCE flatbuffer to write (.tflite).",
-)
-@click.option(
-    "--weights",
-    type=click.Path(),
-    default=None,
-    help="Weights to load into MODEL first: a .h5 file, a TF checkpoint, or the "
-    "name of published weights.",
+@output_option("The LCE flatbuffer to write (.tflite).", file=True)
+@weights_option(
+    "Weights to load into MODEL first: a .h5 file, a TF checkpoint, or the "
+    "name of published weights."
 )
 @click.option(
     "--target",
@@ -52,12 +49,8 @@ from larq_bnas.cli._common import (
     help="Range for tensors without int8 statistics (LCE's dummy quantization, "
     "for latency tests only).",
 )
-@click.option(
-    "--float",
-    "float_output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write a plain float TFLite of the model, for comparison.",
+@file_option(
+    "--float", "float_output", help="Also write a plain float TFLite of the model, for comparison."
 )
 @click.option(
     "--verify",
@@ -67,13 +60,7 @@ from larq_bnas.cli._common import (
     help="Compare N random inputs through Keras and each LCE kernel (reference, default, "
     "indirect_bgemm, native); exit 1 if the reference kernel disagrees with Keras.",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the acceleration report as JSON.",
-)
+@file_option("--report", "report_path", help="Write the acceleration report as JSON.")
 @click.option(
     "--random-batchnorm",
     is_flag=True,
@@ -94,11 +81,7 @@ def convert(
     report_path: str | None,
     random_batchnorm: bool,
     strict: bool,
-    set_: tuple[str, ...],
-    cells: int | None,
-    channels: int | None,
-    input_size: int | None,
-    num_classes: int | None,
+    model_opts: ModelOptions,
 ) -> None:
     """Convert MODEL to an LCE flatbuffer and report what became binary ops.
 
@@ -131,9 +114,7 @@ def convert(
         and not (os.path.exists(weights) or os.path.exists(weights + ".index"))
     ):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist")
-    keras_model = load_cli_model(
-        model, weights=weights, **model_kwargs(set_, cells, channels, input_size, num_classes)
-    )
+    keras_model = load_cli_model(model, weights=weights, **model_opts.kwargs())
     if random_batchnorm:
         converters.randomize_batchnorm(keras_model)
     flatbuffer = converters.convert(
@@ -184,7 +165,7 @@ def _is_tflite_file(path: str) -> bool:
 
 @click.command()
 @click.argument("flatbuffer", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the census as JSON.")
+@json_option("census")
 def inspect(flatbuffer: str, as_json: bool) -> None:
     """Op census, tensor shapes and sizes of a .tflite file (no Keras model needed).
 
@@ -209,8 +190,8 @@ def inspect(flatbuffer: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("flatbuffer", type=click.Path())
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@threads_option()
+@click.option("--repeats", type=COUNT, default=20, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option(
     "--kernel",
@@ -226,7 +207,7 @@ def inspect(flatbuffer: str, as_json: bool) -> None:
     "MODEL reference to convert with TensorFlow's converter first (model "
     "options below apply to it).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
+@json_option("timings")
 @model_options
 def benchmark(
     flatbuffer: str,
@@ -236,11 +217,7 @@ def benchmark(
     kernels: tuple[str, ...],
     compare_float: str | None,
     as_json: bool,
-    set_: tuple[str, ...],
-    cells: int | None,
-    channels: int | None,
-    input_size: int | None,
-    num_classes: int | None,
+    model_opts: ModelOptions,
 ) -> None:
     """Time batch-1 inference of an LCE flatbuffer with each kernel choice.
 
@@ -273,11 +250,7 @@ def benchmark(
             raise FileNotFoundError(f"Float flatbuffer {compare_float!r} does not exist")
         from larq_bnas.converters import convert_float
 
-        float_source = convert_float(
-            load_cli_model(
-                compare_float, **model_kwargs(set_, cells, channels, input_size, num_classes)
-            )
-        )
+        float_source = convert_float(load_cli_model(compare_float, **model_opts.kwargs()))
     result = run_benchmark(
         flatbuffer,
         threads=threads,

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import click
 
-from larq_bnas.cli._common import echo_json
+from larq_bnas._digits import DIGITS
+from larq_bnas.cli._common import (
+    CELLS,
+    CHANNELS,
+    COUNT,
+    data_dir_option,
+    dataset_option,
+    echo_json,
+    file_option,
+    output_option,
+    resume_option,
+    seed_option,
+    xla_option,
+)
 from larq_bnas.search.scales import SEARCH_SCALES
 
 _POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -43,32 +56,27 @@ class _Gamma(click.ParamType):
     "epochs, arch lr 3e-4, alpha decay 1e-3: the paper's settings). Options given "
     "explicitly override the preset.",
 )
-@click.option(
-    "--dataset",
-    default=None,
-    help="digits (embedded), a tfds name (cifar10, ...) or folder:PATH [preset].",
+@dataset_option(
+    "digits (embedded), a tfds name (cifar10, ...) or folder:PATH [preset].", default=None
 )
 @click.option(
     "--epochs",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Search epochs (the cosine schedule and tau scale with them) [preset].",
 )
 @click.option(
     "--cells",
-    type=click.IntRange(min=3),
+    type=CELLS,
     default=None,
     help="Cells of the supernet (reductions at cells//3 and 2*cells//3) [preset].",
 )
 @click.option(
-    "--channels",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Initial channels C of the supernet [preset].",
+    "--channels", type=CHANNELS, default=None, help="Initial channels C of the supernet [preset]."
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Images per batch of each half (weights / architecture) [preset].",
 )
@@ -88,7 +96,7 @@ class _Gamma(click.ParamType):
     "--input-size",
     type=click.IntRange(min=4),
     default=None,
-    help="Square input size (default: 16 for digits, else 32).",
+    help=f"Square input size (default: {DIGITS.input_size} for digits, else 32).",
 )
 @click.option(
     "--gamma",
@@ -125,33 +133,17 @@ class _Gamma(click.ParamType):
     is_flag=True,
     help="Derive the genotypes without Zeroise (ablation No Zeroise).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Output directory (genotypes, alphas, pictures, checkpoints).",
-)
-@click.option("--resume", is_flag=True, help="Continue the search found in --output.")
+@output_option("Output directory (genotypes, alphas, pictures, checkpoints).")
+@resume_option("Continue the search found in --output.")
 @click.option(
     "--steps-per-epoch",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Cap the steps of an epoch (default: one pass over a half).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(),
-    default=None,
-    help="Where tfds datasets are prepared (default $TFDS_DATA_DIR).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--xla/--no-xla",
-    default=False,
-    show_default=True,
-    help="Compile the search step with XLA (slower on CPU, see the docs).",
-)
+@data_dir_option()
+@seed_option()
+@xla_option("search", "slower on CPU, see the docs")
 def search(
     scale: str,
     dataset: str | None,
@@ -248,19 +240,8 @@ def search(
     default=None,
     help="Epoch of an alphas.json history (default: the last).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the genotype JSON here (default: print it).",
-)
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also draw the cells into this PNG.",
-)
+@output_option("Write the genotype JSON here (default: print it).", file=True, required=False)
+@file_option("--plot", help="Also draw the cells into this PNG.")
 def derive(
     alphas_file: str,
     gamma: float,

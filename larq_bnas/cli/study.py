@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from larq_bnas.cli._common import COUNT, data_dir_option, output_option, resume_option
 from larq_bnas.studies import SCALES, STUDIES
 
 
@@ -37,29 +38,16 @@ class _Scale(click.ParamType):
     help="toy: embedded digits, minutes (NOT the papers' numbers); paper: the "
     "papers' dataset and schedule.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Output directory (units, table .csv/.json, figure .png).",
-)
-@click.option(
-    "--resume", is_flag=True, help="Continue the study in --output: finished units are skipped."
-)
+@output_option("Output directory (units, table .csv/.json, figure .png).")
+@resume_option("Continue the study in --output: finished units are skipped.")
 @click.option(
     "--epochs",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Override the training epochs of every trained unit (the ablations' "
     "searches keep theirs; search-dynamics: its search epochs).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(),
-    default=None,
-    help="Where tfds datasets are prepared (paper scale; default $TFDS_DATA_DIR).",
-)
+@data_dir_option("Where tfds datasets are prepared (paper scale; default $TFDS_DATA_DIR).")
 def study(
     name: str, scale: str, output: str, resume: bool, epochs: int | None, data_dir: str | None
 ) -> None:

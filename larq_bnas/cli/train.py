@@ -4,56 +4,54 @@ from __future__ import annotations
 
 import click
 
-from larq_bnas.cli._common import echo_json, model_kwargs, model_options, trust_model_code
+from larq_bnas._digits import DIGITS
+from larq_bnas.cli._common import (
+    COUNT,
+    ModelOptions,
+    data_dir_option,
+    dataset_option,
+    echo_json,
+    json_option,
+    model_options,
+    output_option,
+    resume_option,
+    seed_option,
+    trust_model_code,
+    weights_option,
+    xla_option,
+)
 
 
 @click.command()
 @click.argument("model")
-@click.option(
-    "--dataset",
-    default="digits",
-    show_default=True,
-    help="digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.",
-)
+@dataset_option("digits (embedded), a tfds name (cifar10, imagenet2012, ...) or folder:PATH.")
 @click.option(
     "--recipe",
     default=None,
     help="Training recipe: digits, bnas-cifar, bnas-imagenet, meliusnet-imagenet, "
-    "meliusnet-40, adam, radam, sgd (default: digits on the digits, else "
+    f"meliusnet-40, adam, radam, sgd (default: {DIGITS.recipe} on the digits, else "
     "bnas-cifar).",
 )
 @click.option(
     "--epochs",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
-    help="Epochs (default: 12 on digits, else the recipe's).",
+    help=f"Epochs (default: {DIGITS.epochs} on digits, else the recipe's).",
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
-    help="Global batch size over all replicas (default: 64 on digits, else the recipe's).",
+    help="Global batch size over all replicas (default: "
+    f"{DIGITS.batch_size} on digits, else the recipe's).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Output directory (checkpoints, weights, history, curves, results).",
+@output_option("Output directory (checkpoints, weights, history, curves, results).")
+@resume_option(
+    "Continue the run found in --output from its last committed epoch (the options "
+    "that change results must be the recorded ones)."
 )
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue the run found in --output from its last committed epoch (the options "
-    "that change results must be the recorded ones).",
-)
-@click.option("--weights", type=click.Path(), default=None, help="Initial weights file.")
-@click.option(
-    "--data-dir",
-    type=click.Path(),
-    default=None,
-    help="Where tfds datasets are prepared (default $TFDS_DATA_DIR).",
-)
+@weights_option("Initial weights file.")
+@data_dir_option()
 @click.option(
     "--strategy",
     type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
@@ -66,19 +64,14 @@ from larq_bnas.cli._common import echo_json, model_kwargs, model_options, trust_
     is_flag=True,
     help="Log binary-weight sign-flip percentiles per epoch (flips.json/.csv).",
 )
-@click.option(
-    "--xla/--no-xla",
-    default=False,
-    show_default=True,
-    help="Compile the train step with XLA (slower for these models on CPU).",
-)
+@xla_option("train", "slower for these models on CPU")
 @click.option(
     "--lean-memory/--no-lean-memory",
     default=True,
     show_default=True,
     help="Recompute binary ops in the backward pass: about half the memory.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @model_options
 def train(
     model: str,
@@ -95,11 +88,7 @@ def train(
     xla: bool,
     lean_memory: bool,
     seed: int,
-    set_: tuple[str, ...],
-    cells: int | None,
-    channels: int | None,
-    input_size: int | None,
-    num_classes: int | None,
+    model_opts: ModelOptions,
 ) -> None:
     """Train MODEL on a dataset with one of the papers' recipes.
 
@@ -115,11 +104,7 @@ def train(
     """
     from larq_bnas.training import train as train_job
 
-    options = model_kwargs(set_, cells, channels)
-    if num_classes is not None:
-        raise click.BadParameter(
-            "the dataset sets the number of classes", param_hint="--num-classes"
-        )
+    model_opts.refuse_num_classes()
     results = train_job(
         model,
         output_dir=output,
@@ -127,11 +112,11 @@ def train(
         recipe=recipe,
         epochs=epochs,
         batch_size=batch_size,
-        input_size=input_size,
+        input_size=model_opts.input_size,
         weights=weights,
         resume=resume,
         data_dir=data_dir,
-        options=options,
+        options=model_opts.options(),
         strategy=strategy,
         flip_stats=flip_stats,
         jit_compile=xla,
@@ -147,12 +132,12 @@ def train(
 
 @click.command()
 @click.argument("model")
-@click.option("--weights", type=click.Path(), default=None, help="Weights file to load.")
-@click.option("--dataset", default="digits", show_default=True)
+@weights_option("Weights file to load.")
+@dataset_option()
 @click.option("--split", default=None, help="Split to score (default: test / validation).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--data-dir", type=click.Path(), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--batch-size", type=COUNT, default=DIGITS.batch_size, show_default=True)
+@data_dir_option(help=None)
+@json_option("result")
 @model_options
 def evaluate(
     model: str,
@@ -162,11 +147,7 @@ def evaluate(
     batch_size: int,
     data_dir: str | None,
     as_json: bool,
-    set_: tuple[str, ...],
-    cells: int | None,
-    channels: int | None,
-    input_size: int | None,
-    num_classes: int | None,
+    model_opts: ModelOptions,
 ) -> None:
     """Top-1 / top-5 accuracy of MODEL (with --weights) on a dataset.
 
@@ -183,10 +164,7 @@ def evaluate(
     from larq_bnas.training import evaluate as evaluate_job
     from larq_bnas.zoo.published import evaluate_checkpoint, is_torch_checkpoint
 
-    if num_classes is not None:
-        raise click.BadParameter(
-            "the dataset sets the number of classes", param_hint="--num-classes"
-        )
+    model_opts.refuse_num_classes()
     job = evaluate_job
     if weights is not None and is_torch_checkpoint(weights):
         job = evaluate_checkpoint  # the reference's model and evaluation transforms
@@ -195,10 +173,10 @@ def evaluate(
         dataset=dataset,
         split=split,
         weights=weights,
-        input_size=input_size,
+        input_size=model_opts.input_size,
         batch_size=batch_size,
         data_dir=data_dir,
-        options=model_kwargs(set_, cells, channels),
+        options=model_opts.options(),
         trust_model_code=trust_model_code(),
     )
     if as_json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from larq_bnas.cli._common import output_option, size_options
+
 
 @click.command("import-weights")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
@@ -15,37 +17,13 @@ import click
     help="Zoo model: bnas-a (the CIFAR network) or bnas-d/e/f/g, bnas-ref-f/g (the "
     "ImageNet network); the reference's config names (ref:bnas-h, ...) work too.",
 )
-@click.option(
-    "--cells",
-    type=click.IntRange(min=3),
-    default=None,
-    help="Cells (default: from the checkpoint).",
+@size_options(
+    cells="Cells (default: from the checkpoint).",
+    channels="Initial channels C (default: from the checkpoint).",
+    num_classes="Classes (default: from the checkpoint).",
+    input_size="Square input size (default: 32 CIFAR, 224 ImageNet).",
 )
-@click.option(
-    "--channels",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Initial channels C (default: from the checkpoint).",
-)
-@click.option(
-    "--num-classes",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Classes (default: from the checkpoint).",
-)
-@click.option(
-    "--input-size",
-    type=click.IntRange(min=8),
-    default=None,
-    help="Square input size (default: 32 CIFAR, 224 ImageNet).",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Keras model file to write (.h5).",
-)
+@output_option("Keras model file to write (.h5).", file=True)
 @click.option("--quiet", is_flag=True, help="Print only the summary, not every tensor.")
 def import_weights(
     checkpoint: str,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from larq_bnas.cli._common import echo_json, load_cli_model, model_kwargs, model_options
+from larq_bnas.cli._common import (
+    ModelOptions,
+    echo_json,
+    json_option,
+    load_cli_model,
+    model_options,
+)
 
 
 def _e8(value: float | None) -> str:
@@ -20,7 +26,7 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
 
 
 @click.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@json_option("table")
 def list_models(as_json: bool) -> None:
     """List every zoo model with the paper's accuracy and our OPs and size.
 
@@ -98,11 +104,7 @@ def list_models(as_json: bool) -> None:
 @click.option("--count-dense", is_flag=True, help="Add dense layers' MACs to the FLOPs.")
 def summary(
     model: str,
-    set_: tuple[str, ...],
-    cells: int | None,
-    channels: int | None,
-    input_size: int | None,
-    num_classes: int | None,
+    model_opts: ModelOptions,
     as_json: bool,
     per_layer: bool,
     count_dense: bool,
@@ -122,8 +124,7 @@ def summary(
     from larq_bnas.costs import model_costs
     from larq_bnas.zoo.registry import find_spec, get_spec
 
-    kwargs = model_kwargs(set_, cells, channels, input_size, num_classes)
-    keras_model = load_cli_model(model, **kwargs)
+    keras_model = load_cli_model(model, **model_opts.kwargs())
     spec = find_spec(model)
     if spec is None and model.endswith(".json"):
         spec = get_spec("bnas")
