@@ -89,6 +89,14 @@ def test_tf_config_is_read_in_one_place():
         tf_config({"TF_CONFIG": "{cluster"})
     with pytest.raises(InputError, match="must be a JSON object"):
         tf_config({"TF_CONFIG": "[1, 2]"})
+
+
+def test_a_malformed_tf_config_is_an_input_error_before_any_strategy(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{bad")
+    for name in ("auto", "multiworker"):
+        with pytest.raises(InputError, match="TF_CONFIG is not valid JSON"):
+            get_strategy(name)
+    assert is_chief(get_strategy("none"))  # not read when no cluster is asked for
     # The only reader: no other module of the package looks at the variable.
     package = Path(__file__).resolve().parent.parent / "larq_bnas"
     readers = [

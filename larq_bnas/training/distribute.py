@@ -55,8 +55,9 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         raise ValueError(
             f"Unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}"
         )
+    cluster = tf_config() if name in ("auto", "multiworker") else None  # bad JSON: exit 2
     if name == "auto":
-        if tf_config().workers > 1:
+        if cluster is not None and cluster.workers > 1:
             name = "multiworker"
         elif len(tf.config.list_physical_devices("GPU")) > 1:
             name = "mirrored"
