@@ -49,13 +49,45 @@ def test_upstream_zero_padding_defect_is_detected(defect):
     """Known upstream defect (LCE 0.16, zero_padding_correction.h): if this test starts
     failing on `default`/`indirect_bgemm` agreeing, LCE has fixed it."""
     verdicts = runtime.agreement(defect["lce"], ["reference", "default", "indirect_bgemm"])
-    assert verdicts["reference"] == {"max_abs_diff": 0.0, "agrees": True}
+    assert verdicts["reference"] == {"max_abs_diff": 0.0, "matching": "4/4", "agrees": True}
     for name in ("default", "indirect_bgemm"):
         assert verdicts[name]["agrees"] is False
+        assert verdicts[name]["matching"] == "0/4"  # a kernel defect hits every input
         assert verdicts[name]["max_abs_diff"] >= 2.0  # one missing +-1 correction, doubled
     # At 4x4 the same conv is right on every kernel: the defect needs input < filter.
     bigger = converters.convert(defect_model(size=4))
     assert all(v["agrees"] for v in runtime.agreement(bigger).values() if "error" not in v)
+
+
+def test_agreement_tolerates_a_sign_flip_on_a_few_inputs_not_on_all():
+    """Rounding sign flips (a pre-activation within ~1e-7 of its scale of zero binarizes
+    the other way in one interpreter) change a few inputs for real; a kernel defect
+    changes every input. Measured on larq-zoo QuickNet at 64x64: 2 of 8 inputs."""
+    rng = np.random.RandomState(0)
+    expected = [rng.randn(4, 10) * 100, rng.randn(4, 3)]
+    rounded = [e * (1 + 1e-7) for e in expected]
+    assert runtime.compare_outputs(rounded, expected) == {
+        "max_abs_diff": pytest.approx(np.abs(expected[0]).max() * 1e-7),
+        "matching": "4/4",
+        "agrees": True,
+    }
+    flipped = [e.copy() for e in expected]
+    flipped[0][2] += 35.0  # one input's logits after a flip (as measured: 35 at scale 400)
+    verdict = runtime.compare_outputs(flipped, expected)
+    assert verdict["agrees"] is True and verdict["matching"] == "3/4"
+    flipped[1][0, 0] += 1.0  # a second input differs too: still half of them
+    assert runtime.compare_outputs(flipped, expected)["matching"] == "2/4"
+    flipped[0][3] -= 1.0  # three of four: no longer rounding
+    assert runtime.compare_outputs(flipped, expected) == {
+        "max_abs_diff": pytest.approx(35.0),
+        "matching": "1/4",
+        "agrees": False,
+    }
+    # A small systematic error (a wrong border pixel) on every input is a defect.
+    defect = [e + np.where(np.arange(e.shape[1]) == 0, 2e-2 * np.abs(e).max(), 0) for e in expected]
+    assert runtime.compare_outputs(defect, expected)["agrees"] is False
+    # One input: it must match.
+    assert runtime.compare_outputs([flipped[0][2:3]], [expected[0][2:3]])["agrees"] is False
 
 
 def test_verify_blames_the_kernel_not_the_flatbuffer(defect):

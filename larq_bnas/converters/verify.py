@@ -19,16 +19,19 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from larq_bnas.runtime.interpreters import Predictor
+from larq_bnas.runtime.interpreters import AGREEMENT_SHARE, Predictor
 
 #: Kernels run by default: the reference kernel first (it judges the flatbuffer), then
 #: the ones ``Predictor(kernel="auto")`` may choose.
 VERIFY_KERNELS = ("reference", "default", "indirect_bgemm", "native")
 
-#: Keras and the reference kernel agree when the largest difference is at most this
-#: times max(1, largest |Keras output|), or (sign ties: a pre-activation of exactly zero
-#: may round to either side) when the mean difference is below ``MEAN_RTOL`` of it and
-#: every top-1 class agrees.
+#: Keras and the reference kernel agree on an input when its largest difference is at
+#: most this times max(1, largest |Keras output|); they agree when at least
+#: ``AGREEMENT_SHARE`` of the inputs do (the float ops round differently in Keras and
+#: LCE's interpreter, so a pre-activation within ~1e-7 of its tensor's scale of zero can
+#: binarize to the other sign and change that input's outputs for real: see
+#: ``larq_bnas.runtime.interpreters.AGREEMENT_SHARE``), or (sign ties) when the mean
+#: difference is below ``MEAN_RTOL`` of it and every top-1 class agrees.
 ATOL_RTOL = 1e-3
 MEAN_RTOL = 1e-4
 
@@ -56,12 +59,19 @@ def compare(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]
         paired.append(match)
     got = paired
     diffs, top1, each = [], [], []
+    n = int(expected[0].shape[0]) if expected[0].ndim else 1
+    if any(b.ndim == 0 or b.shape[0] != n for b in expected):
+        n = 1  # no common batch axis: one input
+    matching = np.ones(n, dtype=bool)
     for a, b in zip(got, expected, strict=True):
         a = a.astype(np.float64).reshape(b.shape)
         d = np.abs(a - b.astype(np.float64)).ravel()
         diffs.append(d)
         scale = max(1.0, float(np.max(np.abs(b))))
+        per_input = d.reshape(n, -1).max(axis=1, initial=0.0) <= ATOL_RTOL * scale
+        matching &= per_input
         ok = float(d.max()) <= ATOL_RTOL * scale
+        ok = ok or bool(per_input.sum() >= max(1.0, AGREEMENT_SHARE * n))
         if b.ndim == 2 and b.shape[-1] > 1:
             agreement = float(np.mean(a.argmax(-1) == b.argmax(-1)))
             top1.append(agreement)
@@ -72,6 +82,7 @@ def compare(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]
     result: dict[str, Any] = {
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
+        "matching": f"{int(matching.sum())}/{n}",
     }
     if top1:
         result["top1_agreement"] = float(min(top1))

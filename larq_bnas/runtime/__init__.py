@@ -15,6 +15,7 @@ from larq_bnas.runtime.interpreters import (
     agreement,
     benchmark,
     cached_kernel,
+    compare_outputs,
     kernel_cache_path,
     make_interpreter,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "agreement",
     "benchmark",
     "cached_kernel",
+    "compare_outputs",
     "kernel_cache_path",
     "make_interpreter",
 ]

@@ -67,12 +67,23 @@ def _cache_key(flatbuffer: bytes, threads: int) -> str:
     return f"{digest}/threads={threads}/{platform.machine()}/cpus={os.cpu_count()}"
 
 
-#: Outputs of a kernel choice agree with the reference kernel's when their largest
-#: difference is at most this times max(1, largest |reference output|) (float rounding of
-#: the output transform is ~1e-6 of it; LCE's padding defect is ~1e-2 and above).
+#: One input's outputs of a kernel choice match the reference kernel's when their largest
+#: difference is at most this times max(1, largest |reference output| of that input)
+#: (float rounding of the output transform is ~1e-6 of it; LCE's padding defect is ~1e-2
+#: and above).
 AGREEMENT_RTOL = 1e-4
 #: Inputs each choice is checked on.
-CHECK_INPUTS = 2
+CHECK_INPUTS = 4
+#: A choice agrees with the reference kernel when at least this share of the check inputs
+#: match. Not all: the float ops round differently in LCE's interpreter, TensorFlow Lite's
+#: and XNNPACK (|error| ~1e-7 of a tensor's scale), so a pre-activation that close to
+#: zero can binarize to the other sign, and from there on the two runs of that input
+#: differ for real (measured on larq-zoo QuickNet at 64x64, random weights: one value of
+#: 1.7e-5 at scale 146 flipped, 23 binary-conv outputs then differed by 2, and the logits
+#: of 2 of 8 inputs by 0.07 and 35; the native kernels matched Keras on all 8, LCE's
+#: reference kernel did not; docs/readme/deployment.md). Such flips hit a few inputs at
+#: random; a kernel defect (a wrong padding, stride, threshold...) hits every input.
+AGREEMENT_SHARE = 0.5
 
 
 def cached_kernel(flatbuffer: bytes, threads: int) -> str | None:
@@ -200,17 +211,33 @@ def _outputs(interpreter: Any, x: np.ndarray) -> list[np.ndarray]:
 def compare_outputs(
     got: list[np.ndarray], expected: list[np.ndarray], atol: float = 0.0
 ) -> dict[str, Any]:
-    """``max_abs_diff`` over all outputs and whether it is within ``AGREEMENT_RTOL`` of
-    the expected outputs' scale, or ``atol`` (``agrees``)."""
+    """Judge a kernel choice's outputs against the reference kernel's, input by input
+    (axis 0 of every output is the batch): an input matches when its largest difference
+    is within ``AGREEMENT_RTOL`` of that input's output scale, or ``atol``.
+
+    Returns ``max_abs_diff`` over all outputs, ``matching`` ("k/n" inputs) and
+    ``agrees``: at least ``AGREEMENT_SHARE`` of the inputs match (see there: rounding
+    sign flips hit a few inputs, kernel defects every input)."""
     if len(got) != len(expected) or any(
         a.size != b.size for a, b in zip(got, expected, strict=True)
     ):
-        return {"max_abs_diff": float("inf"), "agrees": False}
-    diff = max(
-        float(np.max(np.abs(a.reshape(b.shape) - b))) for a, b in zip(got, expected, strict=True)
-    )
-    scale = max(1.0, *(float(np.max(np.abs(b))) for b in expected))
-    return {"max_abs_diff": diff, "agrees": bool(diff <= max(atol, AGREEMENT_RTOL * scale))}
+        return {"max_abs_diff": float("inf"), "matching": "0/0", "agrees": False}
+    n = int(expected[0].shape[0]) if expected[0].ndim else 1
+    if any(b.ndim == 0 or b.shape[0] != n for b in expected):
+        n = 1  # no common batch axis: judge all outputs as one input
+    diff = np.zeros(n)
+    scale = np.ones(n)
+    for a, b in zip(got, expected, strict=True):
+        a = a.reshape(n, -1)
+        b = b.reshape(n, -1)
+        diff = np.maximum(diff, np.abs(a - b).max(axis=1, initial=0.0))
+        scale = np.maximum(scale, np.abs(b).max(axis=1, initial=0.0))
+    matching = int(np.sum(diff <= np.maximum(atol, AGREEMENT_RTOL * scale)))
+    return {
+        "max_abs_diff": float(diff.max()),
+        "matching": f"{matching}/{n}",
+        "agrees": bool(matching >= 1 and matching >= AGREEMENT_SHARE * n),
+    }
 
 
 def _output_atol(interpreter: Any) -> float:
@@ -228,7 +255,8 @@ def agreement(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Each kernel choice's outputs on ``n`` random inputs against LCE's reference kernel:
-    name -> {``max_abs_diff``, ``agrees``} (or {``error``} if the choice cannot run)."""
+    name -> {``max_abs_diff``, ``matching``, ``agrees``} (``compare_outputs``), or
+    {``error``} if the choice cannot run."""
     flatbuffer = _load(source)
     reference = make_interpreter(flatbuffer, threads=threads, kernel="reference")
     x = _random_input(reference, seed=seed, batch=n)
@@ -474,7 +502,7 @@ class Predictor:
                 elif entry.get("agrees") is False:
                     self.notes.append(
                         f"{name} skipped: its outputs differ from LCE's reference kernel by "
-                        f"{entry['max_abs_diff']:.3g}"
+                        f"{entry['max_abs_diff']:.3g} (inputs matching: {entry.get('matching')})"
                     )
             if timings.get("cache_note"):
                 self.notes.append(f"choice not remembered: {timings['cache_note']}")
