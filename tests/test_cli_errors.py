@@ -321,3 +321,20 @@ def test_model_options_reach_the_command_as_one_value():
         "num_classes": 5,
     }
     assert ModelOptions().kwargs() == {}
+
+
+@pytest.mark.parametrize(
+    "args, piece",
+    [
+        (["train", "bnas-mini"], "'--output' / '-o'"),
+        (["search"], "'--output' / '-o'"),
+        (["study", "baselines"], "'--output' / '-o'"),
+        (["convert", "bnas-mini"], "'-o' / '--output'"),
+        (["import-weights", "x.pth.tar"], "'-o' / '--output'"),
+    ],
+)
+def test_a_required_output_is_required(args, piece):
+    """The shared ``output_option`` keeps --output required where it was."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"Missing option {piece}" in result.output

@@ -75,17 +75,23 @@ def stack(*decorators: Decorator) -> Decorator:
 
 
 def output_option(
-    help: str, *, file: bool = False, required: bool = True, default: str | None = None
+    help: str,
+    *,
+    file: bool = False,
+    required: bool = True,
+    default: str | None = None,
+    short_first: bool = False,
 ) -> Decorator:
-    """``-o/--output``: a directory, or a file (``file=True``)."""
+    """``--output/-o``: a directory, or a file (``file=True``). A required one has no
+    default at all (click 8.3+ would take an explicit ``default=None`` as given).
+    ``short_first`` names it ``-o`` first in the "Missing option" error."""
+    defaults = {} if required else {"default": default, "show_default": default is not None}
     return click.option(
-        "-o",
-        "--output",
+        *(("-o", "--output") if short_first else ("--output", "-o")),
         type=click.Path(dir_okay=False) if file else click.Path(file_okay=False),
         required=required,
-        default=default,
-        show_default=default is not None,
         help=help,
+        **defaults,
     )
 
 

@@ -23,7 +23,7 @@ from larq_bnas.cli._common import (
 
 @click.command()
 @click.argument("model")
-@output_option("The LCE flatbuffer to write (.tflite).", file=True)
+@output_option("The LCE flatbuffer to write (.tflite).", file=True, short_first=True)
 @weights_option(
     "Weights to load into MODEL first: a .h5 file, a TF checkpoint, or the "
     "name of published weights."

@@ -38,7 +38,9 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 @click.command()
-@output_option("Output directory of the whole run.", required=False, default="runs/main")
+@output_option(
+    "Output directory of the whole run.", required=False, default="runs/main", short_first=True
+)
 @resume_option("Skip finished stages and resume the unfinished one.")
 @dataset_option("digits (embedded), a tfds name or folder:PATH.", default=_d("dataset"))
 @data_dir_option(help=None)

@@ -23,7 +23,7 @@ from larq_bnas.cli._common import output_option, size_options
     num_classes="Classes (default: from the checkpoint).",
     input_size="Square input size (default: 32 CIFAR, 224 ImageNet).",
 )
-@output_option("Keras model file to write (.h5).", file=True)
+@output_option("Keras model file to write (.h5).", file=True, short_first=True)
 @click.option("--quiet", is_flag=True, help="Print only the summary, not every tensor.")
 def import_weights(
     checkpoint: str,
