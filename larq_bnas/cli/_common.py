@@ -85,7 +85,9 @@ def output_option(
     """``--output/-o``: a directory, or a file (``file=True``). A required one has no
     default at all (click 8.3+ would take an explicit ``default=None`` as given).
     ``short_first`` names it ``-o`` first in the "Missing option" error."""
-    defaults = {} if required else {"default": default, "show_default": default is not None}
+    defaults: dict[str, Any] = (
+        {} if required else {"default": default, "show_default": default is not None}
+    )
     return click.option(
         *(("-o", "--output") if short_first else ("--output", "-o")),
         type=click.Path(dir_okay=False) if file else click.Path(file_okay=False),
