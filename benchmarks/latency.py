@@ -1,26 +1,31 @@
-"""Batch-1 latency on this machine: LCE (fastest kernel) against the float TFLite model.
+"""Batch-1 latency on this machine, one table: native kernels (AVX-512, AVX2 forced),
+LCE's best kernel and the float model, at 1 and 2 threads.
 
 For BNAS-A (CIFAR, 32x32), BNAS-D (ImageNet, 224x224), our MeliusNet22 and larq-zoo's
 QuickNet (both 224x224; larq-zoo's MeliusNet22 with ``--models +lqz:MeliusNet22``), with
 random weights and random BatchNorm statistics (as a trained model has; see
 ``larq_bnas.converters.randomize_batchnorm``):
 
-1. convert to an LCE flatbuffer and to TensorFlow's float TFLite (cached in ``--out``:
-   a conversion of an ImageNet model takes about a minute),
-2. time every kernel choice (native, LCE's default, indirect_bgemm, reference, xnnpack,
-   indirect_bgemm+xnnpack) and the float file in tf.lite's interpreter, ``--threads``
-   threads, ``--warmup`` untimed runs then ``--repeats`` timed runs (median, p10, p90),
-   each on a fresh interpreter,
-3. print binary (fastest kernel) / float latency. Target: at most 0.6 on this x86
-   machine (lce.md: QuickNet 34 ms with the indirect BGEMM kernel against 63 ms float).
-   Measured here (2 threads): 0.14-0.40 with the native kernels, 0.83-1.35 with LCE's
-   best kernel (README, "Fast binary inference on x86").
+1. convert to an LCE flatbuffer and to TensorFlow's float TFLite, once: the files are
+   cached in ``--out`` (an ImageNet model takes one to two minutes) and reused by the
+   next run (``--reconvert`` to redo them, ``--convert-only`` to only make them);
+2. per thread count (``--threads``, default 1 and 2): check every kernel choice against
+   LCE's reference kernel on 4 inputs (``larq_bnas.runtime.compare_outputs``: "k/n"
+   inputs match; a choice agrees when at least half do), then time it and the float
+   file (tf.lite's interpreter with XNNPACK), ``--warmup`` untimed runs then
+   ``--repeats`` timed runs (median), each block on a fresh interpreter, in two rounds
+   (all choices, then in reverse order);
+3. print one markdown table: each kernel's median with its agreement beside it, the
+   best LCE kernel that agrees, native AVX2 / float at 2 threads (target: at most 0.6),
+   and 2-thread / 1-thread for the native kernels (below 1: the second thread helps).
 
 The machine is shared, so timings are noisy: the script prints ``uptime`` before and
-after, and writes everything to ``--out/latency.json`` after each model.
+after, and writes everything to ``--out/latency.json`` after each model. With the files
+cached, the default run (4 models, 1 and 2 threads, 10 repeats) takes a few minutes;
+converting them first adds about 8 minutes here.
 
-    python benchmarks/latency.py                       # the four models, 2 threads
-    python benchmarks/latency.py --models bnas-a lqz:QuickNet --repeats 50
+    python benchmarks/latency.py                       # the table for the README
+    python benchmarks/latency.py --models bnas-a --repeats 3
 """
 
 from __future__ import annotations
@@ -139,6 +144,68 @@ def measure(
     }
 
 
+#: row labels of the table
+LABELS = {
+    "bnas-a": "BNAS-A (32 px)",
+    "bnas-d": "BNAS-D",
+    "meliusnet22": "MeliusNet22",
+    "lqz:QuickNet": "QuickNet (larq-zoo)",
+    "lqz:MeliusNet22": "MeliusNet22 (larq-zoo)",
+}
+
+
+def _ms(v: float | None) -> str:
+    return f"{v:.2f}" if v is not None else "-"
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    """A kernel's median and its agreement with the reference kernel ("k/n" inputs)."""
+    if not entry:
+        return "-"
+    if "median_ms" not in entry:
+        return "fails"
+    mark = "" if entry.get("agrees", True) else " DISAGREES"
+    return f"{entry['median_ms']:.2f} ({entry.get('matching', '?')}{mark})"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def table(results: list[dict[str, Any]], threads: list[int]) -> list[str]:
+    """One markdown table: a row per model, each kernel at each thread count."""
+    by = {(r["model"], r["threads"]): r for r in results}
+    models = list(dict.fromkeys(r["model"] for r in results))
+    lo, hi = min(threads), max(threads)
+    header = ["model"]
+    for label in ("native AVX-512", "native AVX2", "best LCE kernel", "float"):
+        header += [f"{label}, {t} thr" for t in threads]
+    header += [f"AVX2 / float, {hi} thr"]
+    if hi != lo:
+        header += [f"{hi} thr / {lo} thr, AVX-512", f"{hi} thr / {lo} thr, AVX2"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in models:
+        row = [LABELS.get(model, model)]
+        for key in ("native", "native-avx2"):
+            row += [
+                _cell(by[(model, t)]["kernels"].get(key)) if (model, t) in by else "-"
+                for t in threads
+            ]
+        for t in threads:
+            r = by.get((model, t))
+            best = r and r["best_lce_kernel"]
+            row.append(f"{_cell(r['kernels'][best])} {best}" if r and best else "none agrees")
+        row += [_ms(by[(model, t)]["float_ms"]) if (model, t) in by else "-" for t in threads]
+
+        top, low = by.get((model, hi), {}), by.get((model, lo), {})
+        row.append(_ratio(top.get("native_avx2_ms"), top.get("float_ms")))
+        if hi != lo:
+            row.append(_ratio(top.get("native_ms"), low.get("native_ms")))
+            row.append(_ratio(top.get("native_avx2_ms"), low.get("native_avx2_ms")))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -151,11 +218,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--threads",
         type=int,
         nargs="+",
-        default=[2],
-        help="thread counts to time (e.g. --threads 1 2)",
+        default=[1, 2],
+        help="thread counts to time (default: 1 2)",
     )
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default="out/latency", help="cache and results directory")
     parser.add_argument("--reconvert", action="store_true", help="ignore cached files")
     parser.add_argument("--convert-only", action="store_true", help="only convert (cache)")
@@ -219,29 +286,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "results": results,
         },
     )
-    print(f"\nbatch 1, median of {args.repeats} runs after {args.warmup} warm-up runs (ms)")
-    header = (
-        f"{'model':<14} {'thr':>3} {'native AVX-512':>14} {'native AVX2':>11} "
-        f"{'best LCE (kernel)':>30} {'float':>8} {'AVX2/float':>10} {'512/float':>9}"
+    print(
+        f"\nbatch 1, median of {args.repeats} runs after {args.warmup} warm-up runs, in ms; "
+        "(k/n): inputs of n on which the kernel matches LCE's reference kernel\n"
     )
-    print(header)
-    print("-" * len(header))
-
-    def ms(v: float | None) -> str:
-        return f"{v:.2f}" if v is not None else "-"
-
+    print("\n".join(table(results, sorted(set(args.threads)))))
     for r in results:
-        lce = f"{ms(r['best_lce_ms'])} ({r['best_lce_kernel'] or 'none agrees'})"
-        avx2 = r["native_avx2_ms"] / r["float_ms"] if r["native_avx2_ms"] else None
-        avx512 = r["native_ms"] / r["float_ms"] if r["native_ms"] else None
-        print(
-            f"{r['model']:<14} {r['threads']:>3} {ms(r['native_ms']):>14} "
-            f"{ms(r['native_avx2_ms']):>11} {lce:>30} {ms(r['float_ms']):>8} "
-            f"{ms(avx2):>10} {ms(avx512):>9}"
-        )
         if r["disagreeing"]:
-            print(f"{'':<19}disagree with the reference kernel: {', '.join(r['disagreeing'])}")
-    print(f"{after}\n(shared machine: timings are noisy; see {out / 'latency.json'})")
+            print(
+                f"{r['model']} at {r['threads']} threads: disagree with the reference kernel: "
+                + ", ".join(r["disagreeing"])
+            )
+    print(f"\n{command}\n{after}\n(shared machine: timings are noisy; see {out / 'latency.json'})")
     return results
 
 

@@ -484,3 +484,5 @@ def test_an_imported_model_converts_with_every_binary_kernel_on_lce(tmp_path):
     assert all("kept float by the reference's BinOp" in r for r in kept.values())
     assert "KEPT FLOAT            cell4/node5_1_bin_conv_3x3/conv" in result.output
     assert "top1_agreement        1" in result.output
+    # The native kernels load it (ABI check passed: no "structs do not match") and agree.
+    assert data["kernels"]["native"].get("agrees") is True, data["kernels"]["native"]
