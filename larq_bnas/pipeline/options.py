@@ -16,7 +16,9 @@ class PipelineOptions:
     """Options of ``larq_bnas run`` (defaults finish in minutes on 2 CPU cores)."""
 
     dataset: str = "digits"
-    input_size: int = 32
+    # 16x16: the digits are 8x8 images (upsampled), and a training step costs about a
+    # quarter of one at 32x32 (docs/readme/search.md has the measured run times).
+    input_size: int = 16
     search_input_size: int = 16
     # The search's budget on the digits (see docs/readme/search.md): 6 epochs of 44 steps
     # (batch 16 per half) with the architecture's Adam at 5e-2 (paper 3e-4) and no weight
@@ -38,7 +40,9 @@ class PipelineOptions:
     verify_inputs: int = 10
     threads: int = 2
     benchmark_repeats: int = 20
-    compare_models: tuple[str, ...] = ("bnas-a",)
+    # Zoo models converted and benchmarked at the same input size (untrained): none by
+    # default, since the paper-size BNAS-A alone costs about 200 s of CPU (``--compare bnas-a``).
+    compare_models: tuple[str, ...] = ()
     # Cells trained against the searched one at the same size, recipe and epochs.
     random_cells: int = 2
     compare_bnas_a_cell: bool = True

@@ -75,11 +75,25 @@ def _decisiveness_section(search: dict[str, Any]) -> Section | None:
     )
 
 
+def _half_range(cell: dict[str, Any]) -> float:
+    """The seed spread shown as mean ± spread: half the range of the seeds' top-1."""
+    return (cell["test_top1_max"] - cell["test_top1_min"]) / 2
+
+
+def _top1(cell: dict[str, Any]) -> str:
+    mean = fmt(cell["test_top1_mean"], 4)
+    if len(cell.get("runs", [])) > 1:
+        return f"{mean} ± {_half_range(cell):.4f} ({len(cell['runs'])} seeds)"
+    return mean
+
+
 def _cells_section(cells: dict[str, Any], o: Any) -> Section:
     rows = []
     for name, c in cells.items():
         spread = (
-            f"{c['test_top1_min']:.4f} - {c['test_top1_max']:.4f}" if len(c["runs"]) > 1 else "-"
+            f"{c['test_top1_min']:.4f} - {c['test_top1_max']:.4f} (± {_half_range(c):.4f})"
+            if len(c["runs"]) > 1
+            else "-"
         )
         rows.append(
             [
@@ -99,7 +113,8 @@ def _cells_section(cells: dict[str, Any], o: Any) -> Section:
             f"Each cell stacked to {o.cells} cells, C = {o.channels}, input "
             f"{o.input_size}x{o.input_size}, trained {o.train_epochs} epochs with the same "
             f"recipe ({o.recipe or 'the dataset default'}) and batch {o.batch_size}; test top-1 "
-            f"is the mean over {o.cell_seeds} seed(s). Random cells: 2 inputs per node from "
+            f"is the mean over {o.cell_seeds} seed(s), the seed spread min - max "
+            "(± half the range). Random cells: 2 inputs per node from "
             "earlier states, ops drawn uniformly from the layer set."
         ],
         Table(
@@ -183,8 +198,8 @@ def build_report(output_dir: str | os.PathLike, options: dict[str, Any] | None =
             )
         )
     for name, c in cells.items():
-        if name != "searched":
-            key.append((f"test top-1, {name} cell (same training)", fmt(c["test_top1_mean"], 4)))
+        if name != "searched" or len(c.get("runs", [])) > 1:
+            key.append((f"test top-1, {name} cell (same training)", _top1(c)))
     report = Report(title="larq_bnas run: search, train, deploy", key_figures=key)
 
     # --- search -----------------------------------------------------------------------
@@ -389,4 +404,51 @@ def build_report(output_dir: str | os.PathLike, options: dict[str, Any] | None =
                 Table(["model", "kernel", "binary ms", "float ms", "binary / float"], rows),
             )
         )
+    timing = _timing_section(results, cells, compare)
+    if timing is not None:
+        report.sections.append(timing)
     return report
+
+
+def _timing_section(
+    results: dict[str, dict[str, Any]], cells: dict[str, Any], models: dict[str, Any]
+) -> Section | None:
+    """Wall and CPU seconds per stage, and inside the compare stage per training and per
+    zoo model (CPU: every thread of the process; on 2 cores it can exceed the wall time)."""
+    rows: list[list[Any]] = []
+    for stage in STAGES:
+        r = results.get(stage)
+        if r is not None and "seconds" in r:
+            rows.append([stage, r["seconds"], r.get("cpu_seconds")])
+    for name, c in cells.items():
+        for run in c.get("runs", []):
+            if run.get("seconds") is not None:
+                rows.append(
+                    [
+                        f"  compare: {name}, seed {run['seed']}",
+                        run["seconds"],
+                        run["cpu_seconds"],
+                    ]
+                )
+    for name, item in models.items():
+        if item.get("seconds") is not None:
+            rows.append([f"  compare: {name}", item["seconds"], item.get("cpu_seconds")])
+    if not rows:
+        return None
+    total = [r for r in rows if not str(r[0]).startswith(" ")]
+    rows.append(
+        [
+            "total",
+            sum(r[1] for r in total),
+            sum(r[2] for r in total) if all(r[2] is not None for r in total) else None,
+        ]
+    )
+    return Section(
+        "Run time",
+        [
+            "Seconds per stage this session (wall and CPU; a stage skipped on --resume keeps "
+            "its first session's figures). The compare stage's trainings and zoo models are "
+            "broken down below it."
+        ],
+        Table(["stage", "wall s", "CPU s"], rows),
+    )

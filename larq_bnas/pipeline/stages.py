@@ -144,14 +144,21 @@ class Pipeline:
             self.log(f"[{stage}] done already, skipped ({self._result_path(stage).name})")
             return done
         self.log(f"[{stage}] running ...")
-        start = time.time()
+        start, cpu_start = time.time(), time.process_time()
         result = fn()
+        # Wall and CPU seconds (CPU: every thread of this process; a stage resumed from
+        # its own checkpoint counts this session only).
         result["seconds"] = time.time() - start
+        result["cpu_seconds"] = time.process_time() - cpu_start
         write_json(self._result_path(stage), result)
         stages = dict(self.run.state.get("stages", {}))
-        stages[stage] = {"done": True, "seconds": result["seconds"]}
+        stages[stage] = {
+            "done": True,
+            "seconds": result["seconds"],
+            "cpu_seconds": result["cpu_seconds"],
+        }
         self.run.update_state(stages=stages)
-        self.log(f"[{stage}] done in {result['seconds']:.0f}s")
+        self.log(f"[{stage}] done in {result['seconds']:.0f}s ({result['cpu_seconds']:.0f}s CPU)")
         return result
 
     def execute(self) -> dict[str, Any]:
@@ -347,9 +354,12 @@ class Pipeline:
                 if k == 0 and name in ("searched", "given") and train_done is not None:
                     r = train_done
                 else:
-                    self.log(f"[compare] training the {name} cell, seed {seed}")
+                    self.log(f"[compare] training {name} ({description}), seed {seed}")
                     directory = root / name.replace(" ", "_") / f"s{seed}"
-                    r = self._train_cell(path, directory, seed)
+                    start, cpu_start = time.time(), time.process_time()
+                    r = dict(self._train_cell(path, directory, seed))
+                    r["seconds"] = time.time() - start
+                    r["cpu_seconds"] = time.process_time() - cpu_start
                 runs.append(
                     {
                         "seed": seed,
@@ -357,6 +367,8 @@ class Pipeline:
                         "ops": r["ops"],
                         "size_mib": r["size_mib"],
                         "trainable_params": r.get("trainable_params"),
+                        "seconds": r.get("seconds"),
+                        "cpu_seconds": r.get("cpu_seconds"),
                     }
                 )
             top1 = [r["test_top1"] for r in runs]
@@ -392,6 +404,7 @@ class Pipeline:
                 self.log(f"[compare] {name} is not in the zoo; skipped")
                 continue
             self.log(f"[compare] {name} at {o.input_size}x{o.input_size}")
+            start, cpu_start = time.time(), time.process_time()
             model = build(
                 name,
                 input_shape=(o.input_size, o.input_size, 3),
@@ -405,7 +418,13 @@ class Pipeline:
             costs = model_costs(model).to_dict()
             deploy = self._deploy(model, directory)
             latency = self._latency(directory)
-            out[entry] = {"costs": costs, "deploy": deploy, "latency": latency}
+            out[entry] = {
+                "costs": costs,
+                "deploy": deploy,
+                "latency": latency,
+                "seconds": time.time() - start,
+                "cpu_seconds": time.process_time() - cpu_start,
+            }
         return {"cells": cells, "models": out}
 
     def report(self) -> dict[str, Any]:
