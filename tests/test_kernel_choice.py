@@ -49,7 +49,12 @@ def test_upstream_zero_padding_defect_is_detected(defect):
     """Known upstream defect (LCE 0.16, zero_padding_correction.h): if this test starts
     failing on `default`/`indirect_bgemm` agreeing, LCE has fixed it."""
     verdicts = runtime.agreement(defect["lce"], ["reference", "default", "indirect_bgemm"])
-    assert verdicts["reference"] == {"max_abs_diff": 0.0, "matching": "4/4", "agrees": True}
+    assert verdicts["reference"] == {
+        "max_abs_diff": 0.0,
+        "matching": "4/4",
+        "agrees": True,
+        "matches": [True] * 4,
+    }
     for name in ("default", "indirect_bgemm"):
         assert verdicts[name]["agrees"] is False
         assert verdicts[name]["matching"] == "0/4"  # a kernel defect hits every input
@@ -70,6 +75,7 @@ def test_agreement_tolerates_a_sign_flip_on_a_few_inputs_not_on_all():
         "max_abs_diff": pytest.approx(np.abs(expected[0]).max() * 1e-7),
         "matching": "4/4",
         "agrees": True,
+        "matches": [True] * 4,
     }
     flipped = [e.copy() for e in expected]
     flipped[0][2] += 35.0  # one input's logits after a flip (as measured: 35 at scale 400)
@@ -82,6 +88,7 @@ def test_agreement_tolerates_a_sign_flip_on_a_few_inputs_not_on_all():
         "max_abs_diff": pytest.approx(35.0),
         "matching": "1/4",
         "agrees": False,
+        "matches": [False, True, False, False],
     }
     # A small systematic error (a wrong border pixel) on every input is a defect.
     defect = [e + np.where(np.arange(e.shape[1]) == 0, 2e-2 * np.abs(e).max(), 0) for e in expected]

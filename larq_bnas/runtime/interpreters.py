@@ -232,11 +232,42 @@ def compare_outputs(
         b = b.reshape(n, -1)
         diff = np.maximum(diff, np.abs(a - b).max(axis=1, initial=0.0))
         scale = np.maximum(scale, np.abs(b).max(axis=1, initial=0.0))
-    matching = int(np.sum(diff <= np.maximum(atol, AGREEMENT_RTOL * scale)))
+    matches = diff <= np.maximum(atol, AGREEMENT_RTOL * scale)
+    matching = int(np.sum(matches))
     return {
         "max_abs_diff": float(diff.max()),
         "matching": f"{matching}/{n}",
         "agrees": bool(matching >= 1 and matching >= AGREEMENT_SHARE * n),
+        "matches": [bool(v) for v in matches],
+    }
+
+
+#: A value fed to a binarization within this share of its tensor's scale of zero can
+#: take either sign under float rounding (the flips measured were at 1.2e-7).
+NEAR_ZERO_RTOL = 1e-6
+
+
+def _judge_native(
+    name: str, flatbuffer: bytes, x: np.ndarray, verdict: dict[str, Any]
+) -> dict[str, Any]:
+    """A native choice that fails the majority rule still agrees when every input that
+    does not match has a binarization input within ``NEAR_ZERO_RTOL`` of zero in the
+    native run (a rounding sign flip explains it): ``explained`` counts those inputs."""
+    if verdict.get("agrees") or not name.startswith("native") or "matches" not in verdict:
+        return verdict
+    from larq_bnas.runtime.native import near_zero_binarizations
+
+    isa = name.split("-", 1)[1] if "-" in name else None
+    missed = [i for i, ok in enumerate(verdict["matches"]) if not ok]
+    try:
+        counts = near_zero_binarizations(flatbuffer, x[missed], NEAR_ZERO_RTOL, isa=isa)
+    except (RuntimeError, ValueError):
+        return verdict
+    explained = sum(1 for c in counts if c > 0)
+    return {
+        **verdict,
+        "explained": f"{explained}/{len(missed)}",
+        "agrees": explained == len(missed),
     }
 
 
@@ -267,7 +298,8 @@ def agreement(
     for name in kernels or list(KERNELS):
         try:
             interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
-            result[name] = compare_outputs(_outputs(interp, x), expected, atol)
+            verdict = compare_outputs(_outputs(interp, x), expected, atol)
+            result[name] = _judge_native(name, flatbuffer, x, verdict)
         except (RuntimeError, ValueError) as err:
             result[name] = {"error": _first_line(err)}
     return result
@@ -368,7 +400,8 @@ def benchmark(
         try:  # a first interpreter: does the choice run the model, and is it right?
             interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
             if expected is not None and check_x is not None:
-                verdicts[name] = compare_outputs(_outputs(interp, check_x), expected, atol)
+                verdict = compare_outputs(_outputs(interp, check_x), expected, atol)
+                verdicts[name] = _judge_native(name, flatbuffer, check_x, verdict)
             _lce_runner(interp)()
             del interp
             makers[name] = lce_maker(name)

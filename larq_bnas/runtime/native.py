@@ -348,6 +348,7 @@ class NativeInterpreter:
         fuse: bool = True,
         variant: str = "native",
         isa: str | None = None,
+        keep_tensors: bool = False,
     ) -> None:
 
         isa = resolve_isa(isa)
@@ -371,6 +372,7 @@ class NativeInterpreter:
             "protect": ",".join(str(t) for t in _output_tensors(self._flatbuffer)),
         }
         self._num_threads = int(num_threads)
+        self._keep_tensors = keep_tensors
         self._lce_ops = sum(1 for op in _ops(self._flatbuffer) if op.startswith("Lce"))
         #: batch size -> (delegate, interpreter): TFLite 2.16 cannot re-apply two delegates
         #: (ours and its default XNNPACK) a second time after input resizes, so each batch
@@ -386,6 +388,7 @@ class NativeInterpreter:
             model_content=self._flatbuffer,
             experimental_delegates=[delegate],
             num_threads=self._num_threads,
+            experimental_preserve_all_tensors=self._keep_tensors,
         )
         try:
             if batch is not None:
@@ -520,6 +523,35 @@ class NativeInterpreter:
         (as LCE's interpreter returns them)."""
         outputs = self.invoke(x)
         return outputs[0] if len(outputs) == 1 else outputs
+
+
+def near_zero_binarizations(
+    flatbuffer: bytes, x: np.ndarray, rtol: float = 1e-6, isa: str | None = None
+) -> list[int]:
+    """Per input of the batch ``x``: how many values fed to a ``LceQuantize`` lie within
+    ``rtol`` of their tensor's largest |value| of zero (native kernels, nothing fused).
+    Such a value may binarize to either sign depending on float rounding, so a run that
+    differs from LCE's reference kernel on an input with one is explained by rounding."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    graph = model.Subgraphs(0)
+    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    tensors = [
+        int(graph.Operators(i).Inputs(0))
+        for i in range(graph.OperatorsLength())
+        if codes[graph.Operators(i).OpcodeIndex()] == b"LceQuantize"
+    ]
+    interpreter = NativeInterpreter(flatbuffer, fuse=False, isa=isa, keep_tensors=True)
+    counts = []
+    for sample in np.asarray(x):
+        interpreter.invoke(sample[None])
+        count = 0
+        for t in tensors:
+            v = np.abs(interpreter.interpreter.get_tensor(t))
+            count += int(np.sum(v <= rtol * max(float(v.max(initial=0.0)), 1e-30)))
+        counts.append(count)
+    return counts
 
 
 def _first_native_error(message: str) -> str:
