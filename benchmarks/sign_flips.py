@@ -10,13 +10,14 @@ rule of ``larq_bnas.runtime.compare_outputs``: a choice agrees when at least hal
 inputs match).
 
     python benchmarks/sign_flips.py                  # larq-zoo QuickNet, 64 px, seed 5
-    python benchmarks/sign_flips.py --model bnas-d --seed 3 --layers ''
+    python benchmarks/sign_flips.py --model bnas-d --seed 3 --layers cell0 --inputs 4
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -51,10 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     if model.layers[-1].__class__.__name__ == "Activation":  # compare logits, not softmax
         model = tf.keras.Model(model.input, model.layers[-2].output)
 
-    def run(sub: tf.keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
+    def run(sub: tf.keras.Model, x: np.ndarray) -> dict[str, Any]:
         flatbuffer = converters.convert(sub)
         reference = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference")
         return {
+            "flatbuffer": flatbuffer,
             "keras": sub.predict(x, verbose=0),
             "reference": np.asarray(reference.predict(x)),
             "native": np.asarray(native.NativeInterpreter(flatbuffer, num_threads=1).predict(x)),
@@ -82,7 +84,13 @@ def main(argv: list[str] | None = None) -> None:
             f"reference-Keras {np.abs(r - k).max():.3g}, native-Keras {np.abs(g - k).max():.3g}"
             f" (scale {np.abs(r).max():.3g}; same top-1: {r.argmax() == g.argmax()})"
         )
+    from larq_bnas.runtime import interpreters
+
     verdict = runtime.compare_outputs([out["native"]], [out["reference"]])
+    near = native.near_zero_binarizations(out["flatbuffer"], xs)
+    print(f"values fed to a binarization within 1e-6 of their scale of zero, per input: {near}")
+    verdict = interpreters._judge_native("native", out["flatbuffer"], xs, verdict)
+    verdict.pop("matches", None)
     print(f"native against the reference kernel: {verdict}")
 
 
