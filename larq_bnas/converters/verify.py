@@ -5,6 +5,9 @@ interpreter with each kernel asked for. LCE's reference kernel is the judge of t
 flatbuffer: if it disagrees with Keras, the flatbuffer (the conversion) is at fault; if
 it agrees but another kernel does not, that kernel is at fault on this machine (LCE's
 optimized x86 kernels have a zero-padding defect, see docs/readme/deployment.md).
+Inputs on which the reference kernel and Keras differ only because a value fed to a
+binarization lies within rounding of zero (found in the native kernels' run) do not
+blame the flatbuffer (``explained``; deployment.md, "Agreement and rounding sign flips").
 
 Every output of a multi-output model is compared. The result holds, per kernel, the
 largest and mean absolute difference and, for classifiers, how often both pick the same
@@ -83,11 +86,28 @@ def compare(got: list[np.ndarray], expected: list[np.ndarray]) -> dict[str, Any]
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "matching": f"{int(matching.sum())}/{n}",
+        "matches": [bool(v) for v in matching],
     }
     if top1:
         result["top1_agreement"] = float(min(top1))
     result["agrees"] = all(each)  # every output within tolerance of its own scale
     return result
+
+
+def _explained_by_rounding(
+    flatbuffer: bytes, inputs: np.ndarray, matches: list[bool]
+) -> str | None:
+    """ "k/m": of the m inputs on which the reference kernel and Keras differ, how many
+    hold a value fed to a binarization within rounding of zero (in the native kernels'
+    run, ``near_zero_binarizations``); None when the native kernels cannot run."""
+    from larq_bnas.runtime.native import NativeUnavailable, near_zero_binarizations
+
+    missed = [i for i, ok in enumerate(matches) if not ok]
+    try:
+        counts = near_zero_binarizations(flatbuffer, inputs[missed])
+    except (NativeUnavailable, RuntimeError, ValueError):
+        return None
+    return f"{sum(1 for c in counts if c > 0)}/{len(missed)}"
 
 
 def verify(
@@ -144,6 +164,12 @@ def verify(
         )
     reference = runs.get("reference", {})
     flatbuffer_ok = reference.get("agrees") if "error" not in reference else None
+    if flatbuffer_ok is False and "matches" in reference:
+        explained = _explained_by_rounding(flatbuffer, inputs, reference["matches"])
+        if explained is not None:
+            reference["explained"] = explained
+            flatbuffer_ok = explained.split("/")[0] == explained.split("/")[1]
+            reference["agrees"] = flatbuffer_ok
     from larq_bnas.converters.flatbuffer import read
 
     info = read(flatbuffer)
