@@ -251,16 +251,24 @@ class Pool {
       job_ = &fn;
       tasks_ = tasks;
       next_.store(0);
-      pending_.store(static_cast<int>(workers_.size()));
+      active_.store(0);
+      open_ = true;
       generation_.fetch_add(1);
     }
     wake_.notify_all();
     Drain();
-    for (int spin = 0; spin < spin_ && pending_.load(std::memory_order_acquire) != 0; ++spin)
+    // Every task is taken. Close the job and wait only for the workers that joined it:
+    // a worker not scheduled yet (a busy machine) is not waited for; it finds the job
+    // closed when it wakes.
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = false;
+    }
+    for (int spin = 0; spin < spin_ && active_.load(std::memory_order_acquire) != 0; ++spin)
       LCE_NATIVE_PAUSE();
-    if (pending_.load(std::memory_order_acquire) != 0) {
+    if (active_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+      done_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
     }
     job_ = nullptr;
   }
@@ -281,9 +289,11 @@ class Pool {
         wake_.wait(lock, [&] { return generation_.load() != seen; });
         seen = generation_.load();
         if (stop_) return;
+        if (!open_) continue;  // woke after the caller finished the job alone
+        active_.fetch_add(1);
       }
       Drain();
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);  // no lost wake-up of the caller
         done_.notify_one();
       }
@@ -294,7 +304,8 @@ class Pool {
   std::condition_variable wake_, done_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> next_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> active_{0};  // workers that joined the current job
+  bool open_ = false;           // the current job takes new workers (under mutex_)
   const std::function<void(int)>* job_ = nullptr;
   int tasks_ = 0;
   int spin_ = 2000;
