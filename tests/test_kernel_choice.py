@@ -185,3 +185,25 @@ def test_kernel_cache_updates_are_locked(tmp_path):
     cache = json.loads(path.read_text())
     assert len(cache) == 80
     assert {f"w{w}-{i}" for w in (0, 1) for i in range(40)} == set(cache)
+
+
+def test_verify_excuses_only_inputs_with_a_near_zero_binarization(defect, monkeypatch):
+    """The reference kernel differs from Keras on every input here (Keras's weights
+    changed after conversion). Inputs with a binarization input within rounding of zero
+    (in the native run) are excused; without one the flatbuffer is blamed. Kernels that
+    differ from the reference kernel itself (LCE's padding defect) stay at fault."""
+    import importlib
+
+    verify_module = importlib.import_module("larq_bnas.converters.verify")
+
+    model = tf.keras.models.clone_model(defect["model"])
+    model.set_weights([-w for w in defect["model"].get_weights()])
+    monkeypatch.setattr(verify_module, "_near_zero_counts", lambda fb, x: [1] * len(x))
+    excused = converters.verify(model, defect["lce"], n=3, threads=1)
+    assert excused["kernels"]["reference"]["explained"] == "3/3"
+    assert excused["flatbuffer_ok"] is True
+    assert {"default", "indirect_bgemm"} <= set(excused["wrong_kernels"])
+    monkeypatch.setattr(verify_module, "_near_zero_counts", lambda fb, x: [1, 0, 1])
+    blamed = converters.verify(model, defect["lce"], n=3, threads=1)
+    assert blamed["kernels"]["reference"]["explained"] == "2/3"
+    assert blamed["flatbuffer_ok"] is False and "flatbuffer is at fault" in blamed["verdict"]
