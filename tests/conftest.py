@@ -5,14 +5,27 @@ import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# One cache directory for the session: the native kernels are compiled once (tests that
-# need an empty kernel-choice cache use the ``kernel_cache`` fixture instead).
-os.environ["LARQ_BNAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="larq_bnas_cache_")
+# One cache directory for the test run, shared by the pytest-xdist workers of that run: the
+# native kernels are compiled once (builds and the kernel-choice cache are written
+# atomically under a lock). Tests that need an empty kernel-choice cache use the
+# ``kernel_cache`` fixture instead.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN:
+    _cache = os.path.join(tempfile.gettempdir(), f"larq_bnas_cache_{os.getuid()}_{_RUN}")
+    os.makedirs(_cache, mode=0o700, exist_ok=True)
+else:
+    _cache = tempfile.mkdtemp(prefix="larq_bnas_cache_")
+os.environ["LARQ_BNAS_CACHE_DIR"] = _cache
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import larq_bnas  # noqa: E402,F401  (before TensorFlow)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each of the (two) workers computes on one core: small models gain nothing from a
+    # second TensorFlow thread that the other worker's process needs.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
 @pytest.fixture(autouse=True)
