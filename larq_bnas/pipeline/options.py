@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
+from larq_bnas._digits import DIGITS
 from larq_bnas.config import parse_model_ref
 
 STAGES = ("search", "train", "convert", "benchmark", "compare", "report")
@@ -15,11 +16,11 @@ STAGES = ("search", "train", "convert", "benchmark", "compare", "report")
 class PipelineOptions:
     """Options of ``larq_bnas run`` (defaults finish in minutes on 2 CPU cores)."""
 
-    dataset: str = "digits"
-    # 16x16: the digits are 8x8 images (upsampled), and a training step costs about a
-    # quarter of one at 32x32 (docs/readme/search.md has the measured run times).
-    input_size: int = 16
-    search_input_size: int = 16
+    dataset: str = DIGITS.name
+    # 16x16 (DIGITS.input_size): the digits are 8x8 images (upsampled), and a training
+    # step costs about a quarter of one at 32x32 (docs/readme/search.md has the run times).
+    input_size: int = DIGITS.input_size
+    search_input_size: int = DIGITS.input_size
     # The search's budget on the digits (see docs/readme/search.md): 6 epochs of 44 steps
     # (batch 16 per half) with the architecture's Adam at 5e-2 (paper 3e-4) and no weight
     # decay on the alphas (paper 1e-3); tau scaled to the length (None: 6 * 7.7 / 50).

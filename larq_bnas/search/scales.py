@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from larq_bnas._digits import DIGITS
+
 SEARCH_SCALES: dict[str, dict[str, Any]] = {
     "toy": dict(
-        dataset="digits",
+        dataset=DIGITS.name,
         epochs=6,
         cells=5,
         channels=8,
