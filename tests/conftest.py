@@ -52,3 +52,33 @@ def zoo_figures():
     from larq_bnas.zoo.figures import compute_figures
 
     return functools.cache(compute_figures)
+
+
+@pytest.fixture(scope="session")
+def shared_bytes(tmp_path_factory):
+    """``get(key, make)``: the bytes ``make()`` returns, made once per test session and
+    kept in a directory that the session's xdist workers share (under a file lock), so
+    that an expensive artifact (a converted flatbuffer) used by modules that may run on
+    different workers is built by one of them only."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N/popen-gwX -> pytest-N: this session's workers only
+    root = base / "shared_bytes"
+    root.mkdir(exist_ok=True)
+
+    def get(key: str, make) -> bytes:
+        path = root / f"{key}.bin"
+        with open(root / f"{key}.lock", "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                if not path.exists():
+                    tmp = root / f".{key}.tmp"
+                    tmp.write_bytes(make())
+                    os.replace(tmp, path)
+                return path.read_bytes()
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    return get

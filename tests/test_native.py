@@ -91,8 +91,9 @@ CASES = {
 }
 
 
-def _inputs(model, n=2, seed=0):
-    x = np.random.RandomState(seed).randn(n, *model.input_shape[1:]).astype(np.float32)
+def _inputs(shape, n=2, seed=0):
+    """``n`` inputs of one sample's ``shape``."""
+    x = np.random.RandomState(seed).randn(n, *shape).astype(np.float32)
     x[0, 0, 0, :3] = [0.0, -0.0, 0.0]  # the sign of zero: +1, as in LCE
     return x
 
@@ -105,18 +106,28 @@ def _skip_unless_cpu_runs(isa):
         pytest.skip(f"this CPU cannot run the {isa} kernels")
 
 
+def case_flatbuffer(case, shared_bytes):
+    """A case's model converted once per test session (test_native_fuzz.py runs the same
+    flatbuffers under the sanitizers); seeded, so the same bytes whoever converts it."""
+
+    def make():
+        tf.keras.utils.set_random_seed(0)
+        return converters.convert(_model(**CASES[case]))
+
+    return shared_bytes(f"native-case-{case}", make)
+
+
 @pytest.fixture(scope="module")
-def flatbuffers():
-    """Each case's model, flatbuffer and 4 inputs, converted once per module."""
+def flatbuffers(shared_bytes):
+    """Each case's flatbuffer, 4 inputs and the reference kernel's outputs for them."""
     cache = {}
 
     def get(case):
         if case not in cache:
-            model = _model(**CASES[case])
-            flatbuffer = converters.convert(model)
-            x = _inputs(model, n=4)
+            flatbuffer = case_flatbuffer(case, shared_bytes)
+            x = _inputs(converters.read(flatbuffer).input_shapes[0][1:], n=4)
             expected = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference")
-            cache[case] = (model, flatbuffer, x, expected.predict(x))
+            cache[case] = (flatbuffer, x, expected.predict(x))
         return cache[case]
 
     return get
@@ -130,7 +141,7 @@ def test_agrees_with_lce_reference_kernel(case, isa, flatbuffers):
     kernel within 3e-4 (float rounding of the output transform; |outputs| reach a few
     hundred)."""
     _skip_unless_cpu_runs(isa)
-    _, flatbuffer, x, expected = flatbuffers(case)
+    flatbuffer, x, expected = flatbuffers(case)
     interpreter = native.NativeInterpreter(flatbuffer, num_threads=2, isa=isa)
     assert interpreter.isa == isa
     got = interpreter.predict(x)
@@ -148,7 +159,7 @@ def test_agrees_with_lce_reference_kernel(case, isa, flatbuffers):
 
 @needs_compiler
 def test_batch_resize_both_ways_and_bad_shapes_fail_cleanly(flatbuffers):
-    _, flatbuffer, x, expected = flatbuffers("bitpacked-output-stride-2")
+    flatbuffer, x, expected = flatbuffers("bitpacked-output-stride-2")
     interpreter = native.NativeInterpreter(flatbuffer, num_threads=2)
     for batch in (4, 1, 3, 4):
         got = interpreter.predict(x[:batch])
@@ -157,7 +168,7 @@ def test_batch_resize_both_ways_and_bad_shapes_fail_cleanly(flatbuffers):
     with pytest.raises(ValueError, match=r"does not fit the model's input \(batch, 9, 11, 40\)"):
         interpreter.predict(x[:, :5])
     # A VALID 3x3 conv cannot take a 2x2 input: Prepare names the op and the sizes.
-    _, valid, _, _ = flatbuffers("3x3-valid-odd-channels")
+    valid, _, _ = flatbuffers("3x3-valid-odd-channels")
     small = native.NativeInterpreter(valid, num_threads=1)
     raw = small.interpreter
     raw.resize_tensor_input(raw.get_input_details()[0]["index"], [1, 2, 2, 64])
@@ -165,13 +176,11 @@ def test_batch_resize_both_ways_and_bad_shapes_fail_cleanly(flatbuffers):
         raw.allocate_tensors()
 
 
-@needs_compiler
-@pytest.mark.parametrize("threads", [1, 2, 4])
-def test_threaded_path_agrees_with_reference(threads, monkeypatch):
-    """With the work threshold at 0 every op is split across the pool (a bigger map,
-    so that there are many rows to share)."""
-    monkeypatch.setenv("LARQ_BNAS_NATIVE_MIN_WORK", "0")
-    monkeypatch.setenv("LARQ_BNAS_NATIVE_SPIN", "10")  # waiters block almost at once
+@pytest.fixture(scope="module")
+def threaded_case():
+    """A bigger map (many rows to share), its 3 inputs and the reference kernel's outputs,
+    converted once for every thread count."""
+    tf.keras.utils.set_random_seed(0)
     x = inputs = tf.keras.Input((24, 24, 64))
     x = _qconv(64, pad_values=0.0)(x)
     x = tf.keras.layers.BatchNormalization()(x)
@@ -180,6 +189,16 @@ def test_threaded_path_agrees_with_reference(threads, monkeypatch):
     flatbuffer = converters.convert(model)
     xs = np.random.RandomState(2).randn(3, 24, 24, 64).astype(np.float32)
     expected = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference").predict(xs)
+    return flatbuffer, xs, expected
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_threaded_path_agrees_with_reference(threads, threaded_case, monkeypatch):
+    """With the work threshold at 0 every op is split across the pool."""
+    monkeypatch.setenv("LARQ_BNAS_NATIVE_MIN_WORK", "0")
+    monkeypatch.setenv("LARQ_BNAS_NATIVE_SPIN", "10")  # waiters block almost at once
+    flatbuffer, xs, expected = threaded_case
     for isa in ("avx2", native.cpu_isas()[0]):
         got = native.NativeInterpreter(flatbuffer, num_threads=threads, isa=isa).predict(xs)
         np.testing.assert_allclose(got, expected, rtol=0, atol=3e-4)
@@ -187,7 +206,7 @@ def test_threaded_path_agrees_with_reference(threads, monkeypatch):
 
 @needs_compiler
 def test_isa_is_forced_by_environment_and_checked(monkeypatch, flatbuffers):
-    _, flatbuffer, _, _ = flatbuffers("one-padding")
+    flatbuffer, _, _ = flatbuffers("one-padding")
     monkeypatch.setenv(native.ISA_ENV, "avx2")
     if "avx2" in native.cpu_isas():
         assert native.NativeInterpreter(flatbuffer).isa == "avx2"
@@ -203,7 +222,7 @@ def test_isa_is_forced_by_environment_and_checked(monkeypatch, flatbuffers):
 
 @needs_compiler
 def test_abi_check_compares_every_tensor(flatbuffers, monkeypatch):
-    _, flatbuffer, _, _ = flatbuffers("bnas-neighbours-fused")
+    flatbuffer, _, _ = flatbuffers("bnas-neighbours-fused")
     interpreter = native.NativeInterpreter(flatbuffer)
     assert (
         native.abi_mismatch(interpreter._lib, interpreter._pointer, interpreter.interpreter) is None
@@ -236,7 +255,7 @@ def test_model_outputs_are_never_folded_away():
     fused kernel, and both outputs match LCE."""
     model = _model(relu=True, two_outputs=True)
     flatbuffer = converters.convert(model)
-    x = _inputs(model, n=1)
+    x = _inputs(model.input_shape[1:], n=1)
     lce = runtime.make_interpreter(flatbuffer, threads=1, kernel="reference")
     interpreter = native.NativeInterpreter(flatbuffer, num_threads=1)
     interpreter.invoke_one(x)
@@ -290,13 +309,21 @@ def test_unsafe_cache_directories_are_refused(tmp_path, monkeypatch):
         native.build()
 
 
-def test_no_compiler_is_a_clear_error_and_other_kernels_remain(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def small32():
+    """A 32-in, 32-out case and its flatbuffer (converted once for two tests)."""
+    tf.keras.utils.set_random_seed(0)
+    model = _model(cin=32, cout=32)
+    return model, converters.convert(model)
+
+
+def test_no_compiler_is_a_clear_error_and_other_kernels_remain(small32, tmp_path, monkeypatch):
     monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "native")
     monkeypatch.setattr(interpreters, "kernel_cache_path", lambda: tmp_path / "kernels.json")
     monkeypatch.setattr(native, "find_compiler", lambda: None)
     with pytest.raises(native.NativeUnavailable, match="No C\\+\\+ compiler"):
         native.build()
-    flatbuffer = converters.convert(_model(cin=32, cout=32))
+    _, flatbuffer = small32
     timings = runtime.benchmark(
         flatbuffer, threads=1, warmup=0, repeats=1, kernels=["native", "indirect_bgemm"]
     )
@@ -315,14 +342,14 @@ def test_failed_build_shows_the_compiler_error(tmp_path, monkeypatch):
     assert not list((tmp_path / "native").glob("*.so"))  # no half-written library
 
 
-def test_int8_models_are_refused_with_the_reason():
-    model = _model(cin=32, cout=32)
+def test_int8_models_are_refused_with_the_reason(small32):
+    model, float_flatbuffer = small32
     flatbuffer = converters.convert(model, int8_io=True, default_int8_range=(-3.0, 3.0))
     reason = native.unsupported(flatbuffer)
     assert reason is not None and "int8" in reason
     with pytest.raises(native.NativeUnavailable, match="cannot run this model: .*int8"):
         native.NativeInterpreter(flatbuffer)
-    assert native.unsupported(converters.convert(model)) is None
+    assert native.unsupported(float_flatbuffer) is None
 
 
 @needs_compiler
@@ -350,7 +377,7 @@ def test_rounding_sign_flips_are_found_and_explain_a_mismatch(flatbuffers, monke
     sign (measured: BNAS-D at 64x64 flips one such value on every input, so the majority
     rule alone calls correct native kernels wrong). Such inputs are explained; an input
     that differs without one is not."""
-    _, flatbuffer, x, expected = flatbuffers("one-padding")
+    flatbuffer, x, expected = flatbuffers("one-padding")
     x = x[1:3].copy()  # (input 0 holds exact zeros: the sign-of-zero case)
     x[1, 4, 5, 7] = 3e-7 * np.abs(x[1]).max()
     assert native.near_zero_binarizations(flatbuffer, x) == [0, 1]
