@@ -13,10 +13,6 @@ BNAS_MODELS = ["bnas-mini", "bnas-a", "bnas-b", "bnas-c", "bnas-d", "bnas-e", "b
 CONSTRUCTORS = ["BNASMini", "BNASA", "BNASB", "BNASC", "BNASD", "BNASE", "BNASF", "BNASG"]
 
 
-def _small_shape(name):
-    return (16, 16, 3) if registry.get_spec(name).dataset == "cifar10" else (64, 64, 3)
-
-
 def test_registry_lists_every_bnas_model_with_paper_figures():
     names = zoo.model_names()
     assert names[: len(BNAS_MODELS)] == BNAS_MODELS
@@ -48,15 +44,47 @@ def test_constructors_share_one_keyword_only_signature():
         zoo.BNASA((32, 32, 3))
 
 
+# The constructors of one dataset differ only in cells and channels: at a given size
+# BNAS-Mini/A/B/C build the same layers (CIFAR cell and stem), BNAS-D/E/F/G the same
+# layers (ImageNet cell and stem). Four cells have every cell kind: a normal cell without
+# skip (0), both reductions with projection skips (1, 2) and a normal cell after a
+# reduction with an identity skip (3).
+SMALL = dict(cells=4, channels=8)
+
+
+def _small_shape(name):
+    return (16, 16, 3) if registry.get_spec(name).dataset == "cifar10" else (32, 32, 3)
+
+
 @pytest.mark.parametrize("constructor", CONSTRUCTORS)
-def test_every_model_builds_small_runs_and_round_trips_through_h5(constructor, tmp_path):
+def test_every_constructor_builds_its_cell_and_stem_small_and_runs(constructor):
     name = BNAS_MODELS[CONSTRUCTORS.index(constructor)]
+    spec = registry.get_spec(name)
     shape = _small_shape(name)
-    model = getattr(zoo, constructor)(input_shape=shape, num_classes=5)
+    model = getattr(zoo, constructor)(input_shape=shape, num_classes=5, **SMALL)
+    cells = [layer for layer in model.layers if layer.name.startswith("cell")]
+    assert len(cells) == 4
+    assert all(c.genotype == spec.config.resolved_genotype() for c in cells)
+    # the ImageNet stem hands the cells 1/8 of the input, the CIFAR stem all of it
+    assert cells[0].output.shape[1] == shape[0] // (8 if spec.config.stem == "imagenet" else 1)
     x = np.random.RandomState(0).randn(2, *shape).astype("float32")
     y = model(x, training=False).numpy()
     assert y.shape == (2, 5)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+
+
+# One representative per cell and stem (see above): the other constructors build the same
+# layers, which is what a round trip exercises.
+@pytest.mark.parametrize("constructor", ["BNASMini", "BNASD"])
+def test_models_round_trip_through_h5_and_savedmodel(constructor, tmp_path):
+    name = BNAS_MODELS[CONSTRUCTORS.index(constructor)]
+    shape = _small_shape(name)
+    model = getattr(zoo, constructor)(input_shape=shape, num_classes=5, **SMALL)
+    x = np.random.RandomState(0).randn(2, *shape).astype("float32")
+    for _ in range(2):  # non-trivial BatchNorm statistics
+        model(x, training=True)
+    y = model(x, training=False).numpy()
+    assert y.shape == (2, 5)
     model.save(tmp_path / "m.h5")
     reloaded = tf.keras.models.load_model(tmp_path / "m.h5")
     np.testing.assert_array_equal(reloaded(x, training=False).numpy(), y)
@@ -66,8 +94,11 @@ def test_every_model_builds_small_runs_and_round_trips_through_h5(constructor, t
     np.testing.assert_array_equal(reloaded(x, training=False).numpy(), y)
 
 
+# At 224 px only one ImageNet model: BNAS-E/F/G are the same builder and stem with other
+# cells and channels, and test_costs builds each of them at its default configuration
+# (at 64 px, with the 1000-class head) for its published figures.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", BNAS_MODELS)
+@pytest.mark.parametrize("name", ["bnas-mini", "bnas-a", "bnas-b", "bnas-c", "bnas-d"])
 def test_every_model_builds_at_its_default_size(name):
     spec = zoo.get_spec(name)
     model = zoo.build(name)
@@ -76,9 +107,16 @@ def test_every_model_builds_at_its_default_size(name):
     assert y.shape == (1, spec.num_classes)
 
 
+def test_the_imagenet_models_default_to_224_px_and_1000_classes():
+    for name in BNAS_MODELS[4:]:
+        spec = zoo.get_spec(name)
+        assert (spec.input_shape, spec.num_classes) == ((224, 224, 3), 1000)
+        assert spec.config.stem == "imagenet"
+
+
 @pytest.mark.slow
 def test_full_savedmodel_round_trip(tmp_path):
-    model = zoo.BNASMini(input_shape=(16, 16, 3), cells=4, channels=8)
+    model = zoo.BNASMini(input_shape=(16, 16, 3), **SMALL)
     x = np.random.RandomState(1).randn(2, 16, 16, 3).astype("float32")
     model.save(tmp_path / "sm")
     reloaded = tf.keras.models.load_model(tmp_path / "sm")
@@ -154,10 +192,14 @@ def test_custom_bnas_builder_takes_any_genotype(tmp_path):
 
 @pytest.mark.slow
 def test_bnas_mini_learns_on_real_digits():
-    model = zoo.BNASMini(input_shape=(16, 16, 3))
-    model.compile(tf.keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    train = data.load("digits", "train", input_size=16, batch_size=64).take(12)
-    before = model.evaluate(train, verbose=0)
+    # BNAS-Mini's cell and stem with 4 cells (every cell kind, see SMALL) of 16 channels
+    model = zoo.BNASMini(input_shape=(16, 16, 3), cells=4, channels=16)
+    model.compile(
+        tf.keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    train = data.load("digits", "train", input_size=16, batch_size=64).take(6)
+    before, _ = model.evaluate(train, verbose=0)
     model.fit(train, epochs=3, verbose=0)
-    after = model.evaluate(train, verbose=0)
+    after, accuracy = model.evaluate(train, verbose=0)
     assert after < before * 0.8
+    assert accuracy > 0.1 + 0.3  # ten classes: chance is 0.1
