@@ -20,6 +20,7 @@ from larq_bnas.training import (
 )
 
 TINY = {"cells": 3, "channels": 4}
+CLI_TINY = ["--cells", "3", "--channels", "4", "--input-size", "8"]
 
 
 def test_one_cycle_has_the_reference_shape():
@@ -228,34 +229,20 @@ def test_interrupted_training_resumes_to_the_same_number_of_epochs(tmp_path):
             "bnas-mini",
             output_dir=out,
             epochs=3,
+            input_size=8,
             options=TINY,
             verbose=0,
             extra_callbacks=[_Interrupt()],
         )
     assert [e["epoch"] for e in json.loads((out / "history.json").read_text())] == [1]
-    args = ["train", "bnas-mini", "--cells", "3", "--channels", "4", "-o", str(out), "--resume"]
+    args = ["train", "bnas-mini", *CLI_TINY, "-o", str(out), "--resume"]
     # a resume that would change the results is refused, naming each difference
     refused = CliRunner().invoke(main, [*args, "--epochs", "4", "--seed", "1"])
     assert refused.exit_code == 2, refused.output
     assert "epochs: 3 -> 4, seed: 0 -> 1" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
     # resume from the command line
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "bnas-mini",
-            "--cells",
-            "3",
-            "--channels",
-            "4",
-            "--epochs",
-            "3",
-            "-o",
-            str(out),
-            "--resume",
-        ],
-    )
+    result = CliRunner().invoke(main, [*args, "--epochs", "3"])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     history = json.loads((out / "history.json").read_text())
@@ -274,10 +261,13 @@ def test_interrupted_training_resumes_to_the_same_number_of_epochs(tmp_path):
     assert [line for line in log if line.startswith("#")][1].endswith("resuming after epoch 1")
     assert 0.0 <= results["test_top1"] <= 1.0 and results["epochs"] == 3
     assert results["test_top1"] > 0.3  # learned something in 3 tiny epochs
-    scored = evaluate("bnas-mini", weights=str(out / "final.weights.h5"), options=TINY)
+    scored = evaluate(
+        "bnas-mini", weights=str(out / "final.weights.h5"), input_size=8, options=TINY
+    )
     assert scored["top1"] == pytest.approx(results["test_top1"], abs=1e-6)
     # a finished run is returned as it is
-    assert train("bnas-mini", output_dir=out, epochs=3, options=TINY, resume=True) == results
+    finished = train("bnas-mini", output_dir=out, epochs=3, input_size=8, options=TINY, resume=True)
+    assert finished == results
 
 
 @pytest.mark.slow
@@ -297,7 +287,7 @@ def test_cli_train_and_evaluate(tmp_path):
             "1",
             "--flip-stats",
             "--input-size",
-            "12",
+            "8",
             "--set",
             "pad_values=0.0",
             "-o",
@@ -307,7 +297,7 @@ def test_cli_train_and_evaluate(tmp_path):
     assert result.exit_code == 0, result.output
     assert "test top-1" in result.output and "MiB" in result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["input_size"] == 12 and results["options"]["pad_values"] == "0.0"
+    assert results["input_size"] == 8 and results["options"]["pad_values"] == "0.0"
     assert results["size_mib"] > 0 and results["ops"] > 0 and results["test_split"] == "test"
     history = json.loads((out / "history.json").read_text())
     assert history[0]["flips_max"] >= history[0]["flips_p50"] >= 0  # logged by the counter
@@ -325,7 +315,7 @@ def test_cli_train_and_evaluate(tmp_path):
             "--channels",
             "4",
             "--input-size",
-            "12",
+            "8",
             "--set",
             "pad_values=0.0",
             "--weights",
