@@ -283,7 +283,8 @@ def test_bad_input_gives_one_line_and_an_honest_exit_code(files, case, args, cod
 @pytest.mark.slow
 def test_the_same_commands_accept_good_files(files):
     """Controls: the failures above come from the bad files, not from the commands."""
-    for args in (["summary", "F/good.json"], ["inspect", "F/float.tflite"]):
+    # (the genotype at TINY size: the default network costs a minute for no extra check)
+    for args in (["summary", "F/good.json", *TINY], ["inspect", "F/float.tflite"]):
         result = CliRunner().invoke(main, _args(args, files))
         assert result.exit_code == 0, result.output
 
