@@ -1,5 +1,6 @@
 import inspect
 import json
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from larq_bnas.models.meliusnet import (
     load_larq_zoo_weights,
 )
 from larq_bnas.training import data
+from larq_bnas.zoo import registry
 from larq_bnas.zoo.figures import cost_figures
 
 MODELS = {
@@ -40,9 +42,10 @@ TRANSITIONS = {
     "meliusnet-naive": ([(256, 128), (320, 160), (352, 192)], 384),
 }
 # Published figures: (name, options, key of the figures in spec.paper or None).
+# MeliusNet22 with the plain stem is test_cli_summary_with_the_plain_stem's (same costing,
+# through the command line).
 PUBLISHED = [
     ("meliusnet22", {}, None),
-    ("meliusnet22", {"stem": "plain"}, "plain_stem"),
     ("meliusnet29", {}, None),
     ("meliusnet29", {"stem": "plain"}, "plain_stem"),
     ("meliusnet42", {}, None),
@@ -57,6 +60,33 @@ TINY = dict(blocks="1,1", reductions="2", growth=32, stem_channels=32)
 
 def run(*args):
     return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def costed():
+    """``costed(name, **options)``: ``cost_figures(name, **options)`` and the model it
+    built (at 64 px, the spec's classes), computed once per configuration in this module:
+    the published figures and the build-and-run checks share one build of each model."""
+    cache = {}
+
+    def get(name, **options):
+        key = (name, tuple(sorted(options.items())))
+        if key not in cache:
+            built = []
+            build = registry.build
+
+            def spy(*args, **kwargs):
+                built.append(build(*args, **kwargs))
+                return built[-1]
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(registry, "build", spy)
+                report = cost_figures(name, **options)
+            assert len(built) == 1
+            cache[key] = report, built[0]
+        return cache[key]
+
+    return get
 
 
 def _published(name, key):
@@ -151,10 +181,10 @@ def test_bad_options_raise_config_errors_naming_what_is_valid(options, message):
 # --- costs ------------------------------------------------------------------------------
 
 
-def test_meliusnet22_has_larq_zoos_parameter_count():
-    model = zoo.MeliusNet22(input_shape=(64, 64, 3))  # parameters do not depend on the size
+def test_meliusnet22_has_larq_zoos_parameter_count(costed):
+    report, model = costed("meliusnet22")  # parameters do not depend on the size
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert trainable == 6_944_584
+    assert trainable == report["trainable_params"] == 6_944_584
 
 
 @pytest.mark.slow
@@ -163,13 +193,13 @@ def test_meliusnet22_has_larq_zoos_parameter_count():
     PUBLISHED,
     ids=[n + ("-plain-stem" if o else "") for n, o, _ in PUBLISHED],
 )
-def test_costs_at_224_reproduce_the_published_figures(name, options, key):
-    report = cost_figures(name, **options)  # at 64 px, scaled exactly to 224
+def test_costs_at_224_reproduce_the_published_figures(name, options, key, costed):
+    report, _ = costed(name, **options)  # at 64 px, scaled exactly to 224
     _assert_close_to_paper(report, _published(name, key))
 
 
 @pytest.mark.slow
-def test_cli_summary_json_reproduces_meliusnet22():
+def test_cli_summary_json_reproduces_meliusnet22(costed):
     result = run("summary", "meliusnet22", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -177,6 +207,10 @@ def test_cli_summary_json_reproduces_meliusnet22():
     assert report["trainable_params"] == 6_944_584
     assert report["binary_convs"] == 34  # 17 blocks, two binary convs each
     _assert_close_to_paper(report, _published("meliusnet22", None))
+    # costing at 64 px and scaling (the published-figures test) is exact for MeliusNet too
+    scaled, _ = costed("meliusnet22")
+    for key in ("trainable_params", "size_mib", "bops", "flops", "ops"):
+        assert scaled[key] == pytest.approx(report[key], rel=1e-12), key
 
 
 # --- building and running ---------------------------------------------------------------
@@ -189,13 +223,19 @@ def test_cli_summary_json_reproduces_meliusnet22():
         for n in MODELS
     ],
 )
-def test_every_model_builds_small_and_runs(name):
-    model = getattr(zoo, MODELS[name])(input_shape=(64, 64, 3), num_classes=7)
+def test_every_model_builds_small_and_runs(name, costed):
+    _, model = costed(name)  # built at 64 px by its constructor's builder
+    assert model.name == MODELS[name].lower() and model.input_shape == (None, 64, 64, 3)
     x = np.random.RandomState(0).randn(2, 64, 64, 3).astype("float32")
     y = model(x, training=False).numpy()
-    assert y.shape == (2, 7) and model.layers[-1].name == "predictions"
+    assert y.shape == (2, 1000) and model.layers[-1].name == "predictions"
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
     assert model.get_layer("head_dense").input_shape == (None, TRANSITIONS[name][1])
+
+
+def test_the_constructors_take_the_number_of_classes():
+    model = zoo.MeliusNetNaive(input_shape=(32, 32, 3), num_classes=7, blocks="1,1,1,1")
+    assert model.output_shape == (None, 7) and model.name == "meliusnetnaive"
 
 
 def test_improvement_block_adds_to_the_last_channels_only():
@@ -266,9 +306,22 @@ def test_dynamic_input_size_with_shuffle_runs_and_round_trips(tmp_path):
 
 
 @pytest.mark.slow
-def test_meliusnet22_round_trips_through_h5_and_savedmodel(tmp_path):
-    model = zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=10)
-    x = np.random.RandomState(1).randn(2, 64, 64, 3).astype("float32")
+def test_meliusnet_round_trips_through_h5_and_savedmodel(tmp_path):
+    # Every layer kind of the zoo's MeliusNets: the grouped stem, four stages (three
+    # transitions), grouped transitions with a channel shuffle, dense and improvement blocks.
+    model = zoo.build(
+        "meliusnet",
+        input_shape=(32, 32, 3),
+        num_classes=10,
+        blocks="1,1,1,1",
+        reductions="2,2,2",
+        growth=32,
+        stem_channels=32,
+        transition_groups=2,
+        shuffle_groups=4,
+    )
+    assert model.get_layer("stem_s1_groupconv").groups == 4
+    x = np.random.RandomState(1).randn(2, 32, 32, 3).astype("float32")
     for _ in range(3):  # non-trivial BatchNorm statistics
         model(x, training=True)
     y = model(x, training=False).numpy()
@@ -314,13 +367,14 @@ def test_larq_zoo_meliusnet22_weights_load_into_the_lqz_layout(tmp_path):
         assert expected.max() < 0.999  # not saturated: the comparison means something
         np.testing.assert_allclose(ours(x, training=training).numpy(), expected, atol=1e-4)
 
-    # Through a larq-zoo weights file, as for its published ImageNet weights.
+    # Through a larq-zoo weights file, as for its published ImageNet weights (into the same
+    # model, its weights scrambled first).
     source.save_weights(tmp_path / "lqz.h5")
-    from_file = zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=10, layout="lqz")
-    load_larq_zoo_weights(from_file, str(tmp_path / "lqz.h5"))
-    np.testing.assert_allclose(
-        from_file(x, training=False).numpy(), source(x, training=False).numpy(), atol=1e-4
-    )
+    rng = np.random.RandomState(1)
+    ours.set_weights([rng.permutation(w.ravel()).reshape(w.shape) for w in ours.get_weights()])
+    assert np.abs(ours(x, training=False).numpy() - expected).max() > 1e-3
+    load_larq_zoo_weights(ours, str(tmp_path / "lqz.h5"))
+    np.testing.assert_allclose(ours(x, training=False).numpy(), expected, atol=1e-4)
 
     # The default layout (one-padding, MaxPool 3x3 stem) is a different function.
     default = zoo.MeliusNet22(input_shape=(64, 64, 3), num_classes=10)
@@ -371,18 +425,20 @@ def test_tiny_meliusnet_with_shuffle_converts_with_lce():
 
 
 def test_cli_summary_with_the_plain_stem():
-    result = run("summary", "meliusnet22", "--set", "stem=plain", "--input-size", "64", "--json")
+    # one run, the table (JSON summaries: test_cli_summary_json_reproduces_meliusnet22)
+    result = run("summary", "meliusnet22", "--set", "stem=plain", "--input-size", "64")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report["trainable_params"] == 6_948_392  # 3,808 more than the grouped stem's
+    assert "trainable params  6,948,392" in result.output  # 3,808 more than the grouped stem's
+    shown = dict(re.findall(r"^(size|BOPs|FLOPs|OPs) +([0-9.e+]+)", result.output, re.M))
+    assert set(shown) == {"size", "BOPs", "FLOPs", "OPs"}, result.output
     # 224 / 64 = 3.5 divides every stage (112/56/28/14/7 px -> 32/16/8/4/2 px), so every
     # convolution's multiply-accumulates at 64 px are exactly 1 / 3.5 ** 2 of those at 224.
+    # The published figures of the plain stem are checked here (4 significant digits shown).
     paper = zoo.get_spec("meliusnet22").paper["plain_stem"]
-    assert report["ops"] * 3.5**2 == pytest.approx(paper["ops"], rel=0.01)
-    assert report["flops"] * 3.5**2 == pytest.approx(paper["flops"], rel=0.01)
-    table = run("summary", "meliusnet22", "--set", "stem=plain", "--input-size", "32")
-    assert table.exit_code == 0, table.output
-    assert "trainable params  6,948,392" in table.output and "OPs " in table.output
+    assert float(shown["OPs"]) * 3.5**2 == pytest.approx(paper["ops"], rel=0.01)
+    assert float(shown["FLOPs"]) * 3.5**2 == pytest.approx(paper["flops"], rel=0.01)
+    assert float(shown["BOPs"]) * 3.5**2 == pytest.approx(paper["bops"], rel=0.01)
+    assert float(shown["size"]) == pytest.approx(paper["size_mib"], rel=0.01)
 
 
 @pytest.mark.parametrize(
