@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from larq_bnas.errors import InputError
+from larq_bnas.training import train
 from larq_bnas.training.distribute import STRATEGIES, get_strategy, is_chief, tf_config
 
 MODEL = ["bnas-mini", "--cells", "3", "--channels", "8", "--input-size", "12"]
@@ -113,19 +114,33 @@ def test_two_local_workers_train_like_one(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     multi = tmp_path / "multi"
     single = tmp_path / "single"
-    _finish(
-        [  # all three processes at once: the suite waits less
-            *(
-                _train(
-                    multi,
-                    "multiworker",
-                    _env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-                )
-                for i in range(2)
-            ),
-            _train(single, "none", _env()),
-        ]
-    )
+    workers = [
+        _train(
+            multi,
+            "multiworker",
+            _env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        )
+        for i in range(2)
+    ]
+    # The single worker trains in this process meanwhile (the same job as `larq_bnas train
+    # MODEL RUN --strategy none`, without a third TensorFlow import).
+    try:
+        train(
+            "bnas-mini",
+            output_dir=single,
+            options={"cells": 3, "channels": 8},
+            input_size=12,
+            epochs=3,
+            batch_size=64,
+            strategy="none",
+            verbose=0,
+        )
+    except BaseException:
+        for p in workers:
+            p.kill()
+            p.wait()
+        raise
+    _finish(workers)
 
     one = json.loads((single / "results.json").read_text())
     two = json.loads((multi / "results.json").read_text())
