@@ -18,7 +18,7 @@ from larq_bnas.models.meliusnet import (
 )
 from larq_bnas.training import data
 from larq_bnas.zoo import registry
-from larq_bnas.zoo.figures import cost_figures
+from larq_bnas.zoo.figures import KEYS, cost_figures, load_figures
 
 MODELS = {
     "meliusnet22": "MeliusNet22",
@@ -196,6 +196,12 @@ def test_meliusnet22_has_larq_zoos_parameter_count(costed):
 def test_costs_at_224_reproduce_the_published_figures(name, options, key, costed):
     report, _ = costed(name, **options)  # at 64 px, scaled exactly to 224
     _assert_close_to_paper(report, _published(name, key))
+    if not options:  # the shipped figures (larq_bnas list, README) are current
+        shipped = load_figures()[name]
+        assert set(KEYS) - {"ops_paper"} <= set(shipped)
+        assert {k: report[k] for k in KEYS if k in shipped} == pytest.approx(
+            {k: shipped[k] for k in KEYS if k in shipped}
+        )
 
 
 @pytest.mark.slow
