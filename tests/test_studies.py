@@ -185,6 +185,15 @@ def test_xnor_wrn40_shape_and_build_by_name():
 
 
 # --- toy studies end to end ---------------------------------------------------------
+#
+# One toy study per test, run end to end through the CLI with its toy configuration shrunk
+# (``monkeypatch`` of the study module's TOY / TOY_OPTIONS / TOY_MODELS / TOY_MODEL): 8 to
+# 16 px inputs, a few channels, the fewest cells or blocks the models allow and 1-2 epochs.
+# A training unit's cost is then mostly building and tracing its graphs, so the tables,
+# files, resume behaviour and the figures computed at the paper's size are checked as they
+# were, at a fraction of the cost. The trainer has no option for fewer examples or steps
+# per epoch (it always makes one pass over the 1,438 training digits); only the searches
+# take ``steps_per_epoch``. Each test checks that the shrunken configuration was used.
 
 
 def _table(out, name):
@@ -206,21 +215,63 @@ def _accuracy(value):
     return value
 
 
-@pytest.mark.slow
-def test_layer_types_toy_study_and_resume(tmp_path):
-    out = tmp_path / "lt"
-    result = run("study", "layer-types", "--epochs", "1", "-o", out)
-    assert result.exit_code == 0, result.output
-    assert result.output.count("[layer-types ") == 12  # one progress line per unit
-    assert "[layer-types] table:" in result.output
-    rows, table = _table(out, "layer-types")
-    assert [r["layer_type"] for r in rows] == [
+def _shrink(monkeypatch, mapping, **values):
+    for key, value in values.items():
+        assert key in mapping, key  # a renamed option would silently train the full size
+        monkeypatch.setitem(mapping, key, value)
+
+
+#: The layer types trained end to end: one per code path (plain, dilated and separable
+#: convolution, each float and binary); the other three differ only in kernel size or
+#: dilation, and ``test_layer_types_binary_models_cost_less`` builds all six.
+_TRAINED_LAYER_TYPES = ("conv_3x3", "dil_conv_5x5", "sep_conv_3x3")
+
+
+def test_layer_types_binary_models_cost_less():
+    """Every layer type's binary network costs fewer OPs than its float one (the table's
+    ``binary_ops < float_ops``), built at the toy study's shrunken size below."""
+    from larq_bnas.costs import model_costs
+    from larq_bnas.studies import layer_types
+
+    assert list(layer_types.LAYER_TYPES) == [
         "conv_3x3",
         "conv_5x5",
         "dil_conv_3x3",
         "dil_conv_5x5",
         "sep_conv_3x3",
         "sep_conv_5x5",
+    ]
+    for name in layer_types.LAYER_TYPES:
+        ops = [
+            model_costs(
+                layer_types.layer_type_model(
+                    name, binary, input_shape=(8, 8, 3), filters=4, hidden=(8, 8)
+                )
+            ).ops
+            for binary in (False, True)
+        ]
+        assert ops[1] < ops[0], name
+
+
+@pytest.mark.slow
+def test_layer_types_toy_study_and_resume(tmp_path, monkeypatch):
+    from larq_bnas.studies import layer_types
+
+    _shrink(monkeypatch, layer_types.TOY, input_size=8, filters=4, hidden=(8, 8))
+    trained = {name: layer_types.LAYER_TYPES[name] for name in _TRAINED_LAYER_TYPES}
+    monkeypatch.setattr(layer_types, "LAYER_TYPES", trained)
+    out = tmp_path / "lt"
+    result = run("study", "layer-types", "--epochs", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[layer-types ") == 6  # one progress line per unit
+    assert "[layer-types] table:" in result.output
+    rows, table = _table(out, "layer-types")
+    assert (table["input_size"], table["filters"], table["dense"]) == (8, 4, [8, 8, 10])
+    assert [r["layer_type"] for r in rows] == list(_TRAINED_LAYER_TYPES)
+    assert [(r["kind"], r["kernel_size"], r["dilation"]) for r in rows] == [
+        ("conv", "3", "1"),
+        ("conv", "5", "2"),
+        ("sep", "3", "1"),
     ]
     for r in rows:
         _accuracy(r["float_top1"]), _accuracy(r["binary_top1"])
@@ -229,26 +280,35 @@ def test_layer_types_toy_study_and_resume(tmp_path):
         )
         assert float(r["binary_ops"]) < float(r["float_ops"])  # BOPs count 1/64
     assert table["dense_precision"] == "float"
-    assert len(list((out / "units").glob("*.json"))) == 12
+    assert len(list((out / "units").glob("*.json"))) == 6
 
     # A second run without --resume is refused; with --resume every unit is skipped.
     again = run("study", "layer-types", "--epochs", "1", "-o", out)
     assert again.exit_code == 2 and "--resume" in again.output
     resumed = run("study", "layer-types", "--epochs", "1", "-o", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert resumed.output.count("(finished earlier, skipped)") == 12
+    assert resumed.output.count("(finished earlier, skipped)") == 6
     assert _table(out, "layer-types")[0] == rows
     other = run("study", "layer-types", "--epochs", "2", "-o", out, "--resume")
     assert other.exit_code == 2 and "same --scale and --epochs" in other.output
 
 
-@pytest.mark.slow
-def test_baselines_toy_study(tmp_path):
-    out = tmp_path / "bl"
-    result = run("study", "baselines", "--epochs", "1", "-o", out)
-    assert result.exit_code == 0, result.output
-    rows, table = _table(out, "baselines")
-    assert [r["model"] for r in rows] == [
+#: Baselines trained end to end, shrunken: one per code path (a four-stage and a
+#: three-stage XNOR ResNet, a BNAS network); ResNet34 and BNAS-Mini/B/C train through the
+#: same code with other options, and ``test_baselines_cost_every_paper_configuration``
+#: checks their rows' cost figures.
+_TINY_BASELINES = {
+    "xnor-resnet18": {"blocks": (1, 1, 1, 1), "width": 0.0625},
+    "xnor-wrn40": {"blocks": (1, 1, 1), "width": 0.0625},
+    "bnas-a": {"cells": 3, "channels": 2},
+}
+
+
+def test_baselines_cost_every_paper_configuration():
+    from larq_bnas.studies import baselines
+    from larq_bnas.zoo.registry import get_spec
+
+    assert baselines.MODELS == (
         "xnor-resnet18",
         "xnor-resnet34",
         "xnor-wrn40",
@@ -256,28 +316,91 @@ def test_baselines_toy_study(tmp_path):
         "bnas-a",
         "bnas-b",
         "bnas-c",
-    ]
+    )
+    assert set(baselines.TOY_OPTIONS) == set(baselines.MODELS)
+    for name in baselines.MODELS:
+        costs = baselines.paper_configuration_costs(name)
+        assert costs["ops"] == pytest.approx(costs["bops"] / 64 + costs["flops"]), name
+        assert costs["size_mib"] > 0 and get_spec(name).family in ("xnor", "bnas"), name
+    binary, flops = _expected_resnet_macs((3, 4, 6, 3), (64, 128, 256, 512), 64, 32)
+    resnet34 = baselines.paper_configuration_costs("xnor-resnet34")
+    assert (resnet34["bops"], resnet34["flops"]) == (binary, flops)
+
+
+@pytest.mark.slow
+def test_baselines_toy_study(tmp_path, monkeypatch):
+    from larq_bnas.studies import baselines
+
+    _shrink(monkeypatch, baselines.TOY, input_size=8)
+    _shrink(monkeypatch, baselines.TOY_OPTIONS, **_TINY_BASELINES)
+    monkeypatch.setattr(baselines, "MODELS", tuple(_TINY_BASELINES))
+    out = tmp_path / "bl"
+    result = run("study", "baselines", "--epochs", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows, table = _table(out, "baselines")
+    assert [r["model"] for r in rows] == ["xnor-resnet18", "xnor-wrn40", "bnas-a"]
+    assert [r["family"] for r in rows] == ["xnor", "xnor", "bnas"]
+    assert table["input_size"] == 8
+    assert rows[0]["trained_options"] == "blocks=(1, 1, 1, 1) width=0.0625"
     for r in rows:
         _accuracy(r["test_top1"])
         assert float(r["ops"]) > float(r["trained_ops"]) > 0
     by_name = {r["model"]: r for r in rows}
     assert float(by_name["bnas-a"]["paper_top1"]) == 92.70
     assert by_name["xnor-resnet18"]["paper_top1"] == ""
-    # the cost report at 32 x 32: ResNet18's binary convs counted by hand
+    # the cost report of the paper configuration at 32 x 32 (not the trained toy model):
+    # ResNet18's binary convs counted by hand
     binary, flops = _expected_resnet_macs((2, 2, 2, 2), (64, 128, 256, 512), 64, 32)
     assert int(by_name["xnor-resnet18"]["bops"]) == binary
     assert int(by_name["xnor-resnet18"]["flops"]) == flops
     assert table["cost_input_shape"] == [32, 32, 3]
 
 
+def test_naive_vs_melius_toy_pair_is_matched_in_ops():
+    """The study's own toy pair (TOY_MODELS at the toy input size) has matched OPs, as in
+    the supplement; the end-to-end test below trains a smaller pair."""
+    from larq_bnas.costs import model_costs
+    from larq_bnas.studies import naive_vs_melius
+    from larq_bnas.zoo.registry import build
+
+    size = naive_vs_melius.TOY["input_size"]
+    assert size == 32
+    ops = [
+        model_costs(build(name, input_shape=(size, size, 3), num_classes=10, **options)).ops
+        for name, options in naive_vs_melius.TOY_MODELS.values()
+    ]
+    assert list(naive_vs_melius.TOY_MODELS) == ["meliusnet", "naive"]
+    assert abs(ops[0] - ops[1]) / ops[0] < 0.02
+
+
+_TINY_MELIUS = {"stem": "plain", "stem_channels": 8, "growth": 4, "reductions": ()}
+
+
 @pytest.mark.slow
-def test_naive_vs_melius_toy_study_and_resume_of_a_missing_unit(tmp_path):
+def test_naive_vs_melius_toy_study_and_resume_of_a_missing_unit(tmp_path, monkeypatch):
+    from larq_bnas.studies import naive_vs_melius
+
+    _shrink(monkeypatch, naive_vs_melius.TOY, input_size=16)
+    _shrink(
+        monkeypatch,
+        naive_vs_melius.TOY_MODELS,
+        meliusnet=(
+            "meliusnet",
+            {**_TINY_MELIUS, "blocks": (1, 2, 1), "transition_channels": (12, 16)},
+        ),
+        naive=(
+            "meliusnet",
+            {**_TINY_MELIUS, "blocks": (1, 2, 1), "transition_channels": (8, 8), "block": "naive"},
+        ),
+    )
     out = tmp_path / "nvm"
     result = run("study", "naive-vs-melius", "--epochs", "2", "-o", out)
     assert result.exit_code == 0, result.output
     rows, table = _table(out, "naive-vs-melius")
+    assert table["input_size"] == 16
     assert [r["model"] for r in rows] == ["meliusnet", "naive"]
     assert [r["block"] for r in rows] == ["melius", "naive"]
+    assert [r["blocks"] for r in rows] == ["1 2 1", "1 2 1"]
     for r in rows:
         _accuracy(r["test_top1"])
     ops = [float(r["ops"]) for r in rows]
@@ -289,18 +412,26 @@ def test_naive_vs_melius_toy_study_and_resume_of_a_missing_unit(tmp_path):
     lines = []
     again = run_study("naive-vs-melius", "toy", out, resume=True, epochs=2, echo=lines.append)
     assert "skipped" in lines[0] and "naive" in lines[1] and "skipped" not in lines[1]
-    assert again.rows[0]["test_top1"] == pytest.approx(float(rows[0]["test_top1"]))
+    # (compared with the JSON table: the CSV rounds to 6 significant digits)
+    assert again.rows[0]["test_top1"] == pytest.approx(table["rows"][0]["test_top1"])
     assert json.loads((out / "units" / "naive.json").read_text())["test_top1"] == (
-        pytest.approx(float(rows[1]["test_top1"]))
+        pytest.approx(table["rows"][1]["test_top1"])
     )  # the finished run's results, reused
 
 
 @pytest.mark.slow
-def test_optimizers_toy_study(tmp_path):
+def test_optimizers_toy_study(tmp_path, monkeypatch):
+    from larq_bnas.studies import optimizers
+
+    _shrink(monkeypatch, optimizers.TOY, input_size=16)
+    # the toy model's first and last sections (1 and 2 blocks), narrower and shallower
+    tiny = {**_TINY_MELIUS, "blocks": (1, 1, 2), "transition_channels": (8, 8)}
+    monkeypatch.setattr(optimizers, "TOY_MODEL", ("meliusnet", tiny))
     out = tmp_path / "opt"
     result = run("study", "optimizers", "--epochs", "2", "-o", out)
     assert result.exit_code == 0, result.output
     rows, table = _table(out, "optimizers")
+    assert table["input_size"] == 16 and table["model_options"]["blocks"] == [1, 1, 2]
     # 3 optimizers x 2 layers x 2 epochs
     assert len(rows) == 12
     assert {r["optimizer"] for r in rows} == {"adam", "radam", "sgd"}
@@ -316,12 +447,18 @@ def test_optimizers_toy_study(tmp_path):
 
 
 @pytest.mark.slow
-def test_ablations_toy_study_searches_derives_and_trains(tmp_path):
+def test_ablations_toy_study_searches_derives_and_trains(tmp_path, monkeypatch):
+    from larq_bnas.studies import ablations
+
+    search = dict(cells=3, channels=2, batch_size=8, input_size=8, epochs=1, steps_per_epoch=1)
+    train = dict(cells=3, channels=2, input_size=8, epochs=3, recipe="digits")
+    _shrink(monkeypatch, ablations.TOY, search=search, train=train)
     out = tmp_path / "ab"
     result = run("study", "ablations", "--epochs", "1", "-o", out)
     assert result.exit_code == 0, result.output
     assert result.output.count("[ablations ") == 4 + 6  # 4 searches, 6 trainings
     rows, table = _table(out, "ablations")
+    assert table["search"] == search and table["train"] == {**train, "epochs": 1}
     by = {r["variant"]: r for r in rows}
     assert list(by) == ["full", "no_skip", "no_zeroise", "no_diversity", "no_dilated", "with_sep"]
     for r in rows:
@@ -351,9 +488,8 @@ def test_search_dynamics_toy_study_small(tmp_path, monkeypatch):
     from larq_bnas.search.derive import derive_genotype
     from larq_bnas.studies import search_dynamics
 
-    small = dict(cells=3, channels=4, input_size=8, batch_size=16, steps_per_epoch=4)
-    for key, value in small.items():
-        monkeypatch.setitem(search_dynamics.TOY, key, value)
+    small = dict(cells=3, channels=2, input_size=8, batch_size=8, steps_per_epoch=2)
+    _shrink(monkeypatch, search_dynamics.TOY, **small)
     out = tmp_path / "dyn"
     result = run("study", "search-dynamics", "--epochs", "3", "-o", out)
     assert result.exit_code == 0, result.output
@@ -365,6 +501,7 @@ def test_search_dynamics_toy_study_small(tmp_path, monkeypatch):
         ("0", "1"),
         ("0", "3"),
     ]
+    assert table["search"] == {**search_dynamics.TOY, "epochs": 3}  # the shrunken search
     assert table["search"]["epochs"] == 3 and table["search"]["cells"] == 3
     for lam, key in ((1.0, "lambda1"), (0.0, "lambda0")):
         history = json.loads((out / "runs" / f"search_{key}" / "alphas.json").read_text())
