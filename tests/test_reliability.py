@@ -219,7 +219,9 @@ if kind == "train":
     main(args + (["--resume"] if resume else []))
 else:
     from larq_bnas.search import run_search
+    # three operations: the supernet traces in a third of the time of the paper's 7
     run_search(out, epochs=epochs, cells=3, channels=4, batch_size=16, input_size=8,
+               layer_set=("none", "max_pool_3x3", "bin_conv_3x3"),
                steps_per_epoch=8, gammas=(1.0,), resume=resume, verbose=0,
                tensorboard=False, extra_callbacks=[Marker()])
 """
@@ -338,15 +340,16 @@ def test_sigkill_at_random_instants_then_resume_a_training(tmp_path):
     from larq_bnas.training import evaluate
 
     out = tmp_path / "train"
-    records = kill_and_resume("train", out, epochs=4, kills=3, rng=random.Random(15))
+    # two kills (each costs a process with its TensorFlow import) at random instants
+    records = kill_and_resume("train", out, epochs=3, kills=2, rng=random.Random(15))
     assert records
     history = json.loads((out / "history.json").read_text())
     results = json.loads((out / "results.json").read_text())
-    assert [e["epoch"] for e in history] == [1, 2, 3, 4] and results["epochs"] == 4
+    assert [e["epoch"] for e in history] == [1, 2, 3] and results["epochs"] == 3
     state = json.loads((out / "state.json").read_text())
-    assert state["epochs_done"] == 4 and state["finished"]
+    assert state["epochs_done"] == 3 and state["finished"]
     flips = json.loads((out / "flips.json").read_text())
-    assert sorted({row["epoch"] for row in flips}) == [1, 2, 3, 4]
+    assert sorted({row["epoch"] for row in flips}) == [1, 2, 3]
     assert check_files(out) >= 6
     options = {"cells": 3, "channels": 4}
     scored = evaluate(
@@ -358,7 +361,7 @@ def test_sigkill_at_random_instants_then_resume_a_training(tmp_path):
 @pytest.mark.slow
 def test_sigkill_at_random_instants_then_resume_a_search(tmp_path):
     out = tmp_path / "search"
-    records = kill_and_resume("search", out, epochs=3, kills=3, rng=random.Random(16))
+    records = kill_and_resume("search", out, epochs=3, kills=2, rng=random.Random(16))
     assert records
     results = json.loads((out / "results.json").read_text())
     assert results["epochs_done"] == 3
