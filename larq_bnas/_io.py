@@ -94,6 +94,23 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True)
             tmp_path.unlink()
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise the OSError that writing ``path`` with ``atomic_path`` would raise (naming
+    ``path``) without writing it, so that a command checks its outputs before long work.
+    Creates missing parent directories, as the write would."""
+    dest = Path(path)
+    if dest.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(dest))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}{TEMPORARY}", dir=dest.parent)
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, str(dest)) from err
+    os.close(fd)
+    os.unlink(tmp)
+    return dest
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (and durably) and return the path."""
     with atomic_path(path, durable=durable) as tmp:

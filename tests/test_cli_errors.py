@@ -289,6 +289,26 @@ def test_the_same_commands_accept_good_files(files):
         assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize(
+    "flag, target",
+    [("-o", "afile/x.tflite"), ("-o", "emptydir"), ("--float", "afile/f.tflite")],
+)
+def test_convert_checks_its_outputs_before_loading_the_model(tmp_path, monkeypatch, flag, target):
+    from larq_bnas.cli import deploy
+
+    (tmp_path / "afile").write_text("a file, not a directory")
+    (tmp_path / "emptydir").mkdir()
+    loaded = []
+    monkeypatch.setattr(deploy, "load_cli_model", lambda *a, **k: loaded.append(a))
+    args = ["convert", "bnas-mini", "-o", str(tmp_path / "ok.tflite")]
+    args += [flag, str(tmp_path / target)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert str(tmp_path / target) in result.output
+    assert loaded == []  # refused before any model was built
+    assert not (tmp_path / "ok.tflite").exists()
+
+
 def test_there_are_at_least_40_cases():
     assert len({c[0] for c in CASES}) == len(CASES) >= 40
 

@@ -103,8 +103,11 @@ def convert(
     import os
 
     from larq_bnas import converters
-    from larq_bnas._io import write_json
+    from larq_bnas._io import check_writable, write_json
 
+    for path in (output, float_output, report_path):  # before minutes of conversion
+        if path:
+            check_writable(path)
     looks_like_path = weights is not None and (
         os.sep in weights or weights.endswith((".h5", ".keras", ".ckpt", ".index"))
     )
