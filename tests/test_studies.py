@@ -446,33 +446,66 @@ def test_optimizers_toy_study(tmp_path, monkeypatch):
     assert set(table["final_test_top1"]) == {"adam", "radam", "sgd"}
 
 
+def test_ablations_study_lists_every_variant_of_the_papers_tables():
+    """The study's full unit list (the end-to-end test below runs a subset of it)."""
+    from larq_bnas.search.supernet import resolve_layer_set
+    from larq_bnas.studies import ablations
+
+    assert list(ablations.VARIANTS) == [
+        "full",
+        "no_skip",
+        "no_zeroise",
+        "no_diversity",
+        "no_dilated",
+        "with_sep",
+    ]
+    assert {k: v[:3] for k, v in ablations.VARIANTS.items()} == {
+        "full": ("full", False, True),
+        "no_skip": ("full", False, False),
+        "no_zeroise": ("full", True, True),
+        "no_diversity": ("no_diversity", False, True),
+        "no_dilated": ("no_dilated", False, True),
+        "with_sep": ("with_sep", False, True),
+    }
+    assert ablations.SEARCHES["no_diversity"]["diversity_lambda"] == 0.0
+    assert {"sep_conv_3x3", "sep_conv_5x5"} <= set(resolve_layer_set("with_sep"))
+    assert not any("dil" in op for op in resolve_layer_set("no_dilated"))
+
+
 @pytest.mark.slow
 def test_ablations_toy_study_searches_derives_and_trains(tmp_path, monkeypatch):
+    """Two searches (full; no dilated convs) and four trainings end to end. The units left
+    out take the same paths with other options: a lambda-0 search runs in the
+    search-dynamics test, and the variant list is checked above."""
     from larq_bnas.studies import ablations
 
     search = dict(cells=3, channels=2, batch_size=8, input_size=8, epochs=1, steps_per_epoch=1)
     train = dict(cells=3, channels=2, input_size=8, epochs=3, recipe="digits")
     _shrink(monkeypatch, ablations.TOY, search=search, train=train)
+    kept = ("full", "no_skip", "no_zeroise", "no_dilated")
+    monkeypatch.setattr(ablations, "VARIANTS", {k: ablations.VARIANTS[k] for k in kept})
+    searches = {k: ablations.SEARCHES[k] for k in ("full", "no_dilated")}
+    monkeypatch.setattr(ablations, "SEARCHES", searches)
     out = tmp_path / "ab"
     result = run("study", "ablations", "--epochs", "1", "-o", out)
     assert result.exit_code == 0, result.output
-    assert result.output.count("[ablations ") == 4 + 6  # 4 searches, 6 trainings
+    assert result.output.count("[ablations ") == 2 + 4  # 2 searches, 4 trainings
     rows, table = _table(out, "ablations")
     assert table["search"] == search and table["train"] == {**train, "epochs": 1}
     by = {r["variant"]: r for r in rows}
-    assert list(by) == ["full", "no_skip", "no_zeroise", "no_diversity", "no_dilated", "with_sep"]
+    assert list(by) == list(kept)
     for r in rows:
         _accuracy(r["test_top1"])
     assert by["no_skip"]["inter_cell_skip"] == "False"
     assert by["no_skip"]["normal"] == by["full"]["normal"]  # same searched cell
     assert by["no_zeroise"]["zeroise_kept"] == "0"
     assert "none:" not in by["no_zeroise"]["normal"] + by["no_zeroise"]["reduce"]
-    assert float(by["no_diversity"]["diversity_lambda"]) == 0.0
     assert "dil_conv" not in by["no_dilated"]["normal"] + by["no_dilated"]["reduce"]
+    assert by["no_dilated"]["layer_set"] == "no_dilated"
     assert float(by["full"]["paper_top1"]) == 92.70
     assert float(by["no_skip"]["paper_top1"]) == 61.23
-    searches = json.loads((out / "runs" / "search_with_sep" / "state.json").read_text())
-    assert "sep_conv_3x3" in searches["options"]["layer_set"]
+    state = json.loads((out / "runs" / "search_no_dilated" / "state.json").read_text())
+    assert not any("dil" in op for op in state["options"]["layer_set"])
     assert table["search"]["epochs"] == 1
 
 
