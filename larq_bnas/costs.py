@@ -253,7 +253,9 @@ def _trace_shapes(
         layer.call = wrap(layer)
     try:
         spec = tf.TensorSpec((1, *input_shape), tf.float32)
-        tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        # autograph off: the shapes need one plain trace, not converted control flow
+        trace = tf.function(lambda x: model(x, training=False), autograph=False)
+        trace.get_concrete_function(spec)
     finally:
         for layer in layers:
             del layer.call  # back to the class's method
