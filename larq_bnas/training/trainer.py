@@ -422,6 +422,19 @@ def _callbacks(
     ]
 
 
+def _create_optimizer_variables(keras_model: tf.keras.Model) -> None:
+    """Create the optimizer's slot variables before ``fit``. Left to the first train step,
+    their creation makes TensorFlow trace the whole step twice (a 3-cell BNAS-Mini at 8 px,
+    2 epochs on the digits: 9.4 s of CPU with the second trace, 7.4 s without, the same
+    final weights bit for bit). Legacy optimizers create theirs in the step and keep the
+    second trace."""
+    optimizer = keras_model.optimizer
+    if isinstance(optimizer, tf.keras.optimizers.Optimizer) and not getattr(
+        optimizer, "_built", False
+    ):
+        optimizer.build(keras_model.trainable_variables)
+
+
 def _fit(
     job: _Job,
     keras_model: tf.keras.Model,
@@ -433,6 +446,7 @@ def _fit(
 ) -> tuple[float, dict[str, float]]:
     """Step 7: ``fit`` (from the last committed epoch), then the final test scores."""
     start = time.time()
+    _create_optimizer_variables(keras_model)
     with lean_autograph(), lean_graphs() if lean_memory else contextlib.nullcontext():
         keras_model.fit(
             train_ds,
