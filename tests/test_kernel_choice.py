@@ -215,3 +215,38 @@ def test_verify_excuses_only_inputs_with_a_near_zero_binarization(defect, monkey
     blamed = converters.verify(model, defect["lce"], n=3, threads=1)
     assert blamed["kernels"]["reference"]["explained"] == "2/3"
     assert blamed["flatbuffer_ok"] is False and "flatbuffer is at fault" in blamed["verdict"]
+
+
+def test_benchmark_keeps_one_interpreter_alive_at_a_time_without_the_collector(
+    bigger, kernel_cache, monkeypatch
+):
+    """Each timed block's interpreter is freed by reference counting before the next one
+    is made, so benchmark() needs no gc.collect() (seconds in a process holding many
+    models). Checked with the garbage collector off."""
+    import gc
+    import weakref
+
+    made: list[weakref.ref] = []
+    alive_at_creation: list[int] = []
+    make = interpreters.make_interpreter
+
+    def tracked(*args, **kwargs):
+        alive_at_creation.append(sum(ref() is not None for ref in made))
+        interp = make(*args, **kwargs)
+        made.append(weakref.ref(interp))
+        return interp
+
+    monkeypatch.setattr(interpreters, "make_interpreter", tracked)
+    gc.disable()
+    try:
+        timings = runtime.benchmark(
+            bigger["lce"], threads=1, warmup=0, repeats=2, kernels=["reference", "native"]
+        )
+    finally:
+        gc.enable()
+    assert set(timings["kernels"]) == {"reference", "native"}
+    assert all("median_ms" in v for v in timings["kernels"].values()), timings
+    # the reference check, one first run per choice, two timed blocks per choice
+    assert len(made) == 1 + 2 + 2 * 2
+    assert alive_at_creation == [0] * len(made)
+    assert all(ref() is None for ref in made)

@@ -362,8 +362,6 @@ def benchmark(
     cache is not writable. ``float_source`` is a float TFLite of the same model, timed
     with TensorFlow's own interpreter (with its default XNNPACK delegate).
     """
-    import gc
-
     flatbuffer = _load(source)
     for name in kernels or ():
         if name not in KERNELS:
@@ -396,18 +394,22 @@ def benchmark(
 
     makers: dict[str, Any] = {}
     verdicts: dict[str, dict[str, Any]] = {}
+
+    def first_run(name: str) -> None:
+        """A first interpreter (freed on return): does the choice run the model, and is
+        it right?"""
+        interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
+        if expected is not None and check_x is not None:
+            verdict = compare_outputs(_outputs(interp, check_x), expected, atol)
+            verdicts[name] = _judge_native(name, flatbuffer, check_x, verdict)
+        _lce_runner(interp)()
+
     for name in names:
-        try:  # a first interpreter: does the choice run the model, and is it right?
-            interp = make_interpreter(flatbuffer, threads=threads, kernel=name)
-            if expected is not None and check_x is not None:
-                verdict = compare_outputs(_outputs(interp, check_x), expected, atol)
-                verdicts[name] = _judge_native(name, flatbuffer, check_x, verdict)
-            _lce_runner(interp)()
-            del interp
+        try:
+            first_run(name)
             makers[name] = lce_maker(name)
         except (RuntimeError, ValueError) as err:  # e.g. a kernel refusing grouped convs
             results["kernels"][name] = {"error": _first_line(err)}
-        gc.collect()
     if not makers:
         raise ValueError(
             "No kernel choice could run this model: "
@@ -437,8 +439,10 @@ def benchmark(
                 start = time.perf_counter()
                 run()
                 times[name].append((time.perf_counter() - start) * 1000)
+            # The interpreter and its threads go before the next block: reference counting
+            # frees it here (tested with the garbage collector off). No gc.collect(): in
+            # a process holding many models a full collection takes seconds.
             del run
-            gc.collect()  # the interpreter and its threads go before the next block
     for name in makers:
         if name != "float":
             results["kernels"][name] = {**_stats(times[name]), **verdicts.get(name, {})}
